@@ -1,0 +1,1 @@
+"""Collector: OTLP receive, decode, normalise to steps, write."""

@@ -1,0 +1,77 @@
+"""OTLP/HTTP receiver: POST /v1/traces with protobuf or JSON, optionally gzip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from pathwatch.collector.errors import BodyTooLargeError, IngestError
+from pathwatch.collector.limits import IngestLimits
+from pathwatch.collector.receive import (
+    JSON,
+    GzipInflater,
+    check_content_encoding,
+    decode_body,
+    error_body,
+    export_spans,
+    media_type,
+    success_body,
+    too_large,
+)
+from pathwatch.collector.write import RETRY_AFTER_SECONDS
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """What the OTLP handlers need, set on `app.state.receiver` at start-up."""
+
+    pool: ConnectionPool
+    limits: IngestLimits
+    project_id: int
+
+
+@router.post("/v1/traces", include_in_schema=True, tags=["otlp"])
+async def post_traces(request: Request) -> Response:
+    """OTLP/HTTP trace export. 200 is sent only after the spans are committed."""
+    receiver: Receiver = request.app.state.receiver
+    encoding = JSON
+    try:
+        encoding = media_type(request.headers.get("content-type"))
+        body = await _read_body(request, receiver.limits)
+        decoded = await run_in_threadpool(decode_body, body, encoding, receiver.limits)
+        result = await run_in_threadpool(
+            export_spans, decoded, pool=receiver.pool, project_id=receiver.project_id
+        )
+    except IngestError as error:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retryable else {}
+        if isinstance(error, BodyTooLargeError):
+            headers["Connection"] = "close"
+        return Response(
+            error_body(error, encoding),
+            status_code=error.http_status,
+            media_type=encoding,
+            headers=headers,
+        )
+    return Response(success_body(result, encoding), media_type=encoding)
+
+
+async def _read_body(request: Request, limits: IngestLimits) -> bytes:
+    """The body, inflated if gzip; the size bound holds before and after inflating."""
+    is_gzip = check_content_encoding(request.headers.get("content-encoding"))
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise too_large(limits.max_body_bytes)
+    inflater = GzipInflater(limits.max_body_bytes) if is_gzip else None
+    received = bytearray()
+    async for chunk in request.stream():
+        if len(received) + len(chunk) > limits.max_body_bytes:
+            raise too_large(limits.max_body_bytes)
+        if inflater is not None:
+            inflater.feed(chunk)
+        received += chunk
+    return inflater.finish() if inflater is not None else bytes(received)

@@ -1,0 +1,180 @@
+"""Write span records and their steps to PostgreSQL: the only part of the collector with I/O.
+
+One transaction per export request: COPY into a session-local staging table, then one
+INSERT … ON CONFLICT DO NOTHING into `spans` (a re-sent span is stored once; the first
+write wins) and one upsert per touched trace. The caller answers 200 only after
+`write_spans` returns, so an acknowledged span is committed (synchronous_commit on).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import UTC, datetime
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pathwatch.collector.decode import SpanRecord
+from pathwatch.collector.errors import StorageUnavailableError
+from pathwatch.collector.normalise import Step
+
+logger = logging.getLogger(__name__)
+
+SPAN_COLUMNS = (
+    "project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_ns",
+    "end_time_ns", "status_code", "status_message", "trace_state", "flags", "attributes",
+    "events", "links", "resource", "scope", "dropped_counts", "received_at", "step_type",
+    "step_label", "step_name", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
+    "tool_definitions", "model", "input_tokens", "output_tokens", "is_error", "token_logprobs",
+    "agent_name", "agent_version", "service_name",
+)  # fmt: skip
+_COLUMN_LIST = ", ".join(SPAN_COLUMNS)
+
+_CREATE_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS staging_spans ON COMMIT DELETE ROWS AS
+SELECT {_COLUMN_LIST} FROM spans WITH NO DATA
+"""
+
+# Insert new spans, then fold them into their traces in one statement. Rows are taken
+# in (trace_id, span_id) order so that concurrent writers lock in the same order.
+_INSERT_SPANS_AND_TRACES = f"""
+WITH inserted AS (
+    INSERT INTO spans ({_COLUMN_LIST})
+    SELECT {_COLUMN_LIST} FROM staging_spans ORDER BY trace_id, span_id
+    ON CONFLICT (project_id, trace_id, span_id) DO NOTHING
+    RETURNING project_id, trace_id, span_id, parent_span_id, name, start_time_ns,
+              end_time_ns, is_error, step_type, agent_name, agent_version, service_name
+), ranked AS (
+    SELECT *,
+           CASE WHEN agent_name IS NOT NULL AND parent_span_id IS NULL THEN 3
+                WHEN agent_name IS NOT NULL THEN 2 ELSE 1 END AS rank
+    FROM inserted
+), by_trace AS (
+    SELECT project_id, trace_id,
+           (array_agg(coalesce(agent_name, service_name) ORDER BY rank DESC, start_time_ns))[1]
+               AS agent_name,
+           max(rank) AS agent_name_rank,
+           (array_agg(agent_version ORDER BY rank DESC, start_time_ns)
+               FILTER (WHERE agent_version IS NOT NULL))[1] AS agent_version,
+           (array_agg(service_name ORDER BY start_time_ns))[1] AS service_name,
+           (array_agg(span_id) FILTER (WHERE parent_span_id IS NULL))[1] AS root_span_id,
+           (array_agg(name) FILTER (WHERE parent_span_id IS NULL))[1] AS root_name,
+           to_timestamp(min(start_time_ns) / 1e9) AS start_time,
+           to_timestamp(max(end_time_ns) FILTER (WHERE end_time_ns >= start_time_ns) / 1e9)
+               AS end_time,
+           count(*) AS span_count,
+           count(*) FILTER (WHERE is_error) AS error_count
+    FROM ranked
+    GROUP BY project_id, trace_id
+)
+INSERT INTO traces (project_id, trace_id, agent_name, agent_name_rank, agent_version,
+                    service_name, root_span_id, root_name, start_time, end_time, span_count,
+                    error_count, status, first_received_at, last_received_at)
+SELECT project_id, trace_id, agent_name, agent_name_rank, agent_version, service_name,
+       root_span_id, root_name, start_time, end_time, span_count, error_count, 'open',
+       %(now)s, %(now)s
+FROM by_trace ORDER BY trace_id
+ON CONFLICT (project_id, trace_id) DO UPDATE SET
+    agent_name = CASE WHEN excluded.agent_name_rank > traces.agent_name_rank
+                      THEN excluded.agent_name ELSE traces.agent_name END,
+    agent_name_rank = greatest(traces.agent_name_rank, excluded.agent_name_rank),
+    agent_version = coalesce(traces.agent_version, excluded.agent_version),
+    root_span_id = coalesce(traces.root_span_id, excluded.root_span_id),
+    root_name = coalesce(traces.root_name, excluded.root_name),
+    start_time = least(traces.start_time, excluded.start_time),
+    end_time = greatest(traces.end_time, excluded.end_time),
+    span_count = traces.span_count + excluded.span_count,
+    error_count = traces.error_count + excluded.error_count,
+    status = 'open',
+    last_received_at = excluded.last_received_at
+RETURNING span_count
+"""
+
+_DEADLOCK_RETRIES = 3
+RETRY_AFTER_SECONDS = 2
+
+
+def create_write_pool(url: str, *, size: int = 4) -> ConnectionPool:
+    """A pool whose connections each hold the staging table."""
+
+    def configure(connection: psycopg.Connection) -> None:
+        connection.execute(_CREATE_STAGING)
+        connection.commit()
+
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        configure=configure,
+        timeout=5,
+        kwargs={"connect_timeout": 5},
+        open=True,
+        name="ingest",
+    )
+
+
+def write_spans(
+    pool: ConnectionPool,
+    spans: list[SpanRecord],
+    steps: list[Step],
+    *,
+    project_id: int,
+) -> None:
+    """Store the spans of one request in one transaction; returns after the commit.
+
+    Raises StorageUnavailableError when the database cannot take the write (retryable).
+    """
+    if not spans:
+        return
+    rows = [_row(span, step, project_id) for span, step in zip(spans, steps, strict=True)]
+    for attempt in range(_DEADLOCK_RETRIES):
+        try:
+            _write_rows(pool, rows)
+        except pg_errors.DeadlockDetected:
+            logger.warning("deadlock writing %d spans; retrying (%d)", len(rows), attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            logger.warning("database unavailable for a write of %d spans: %s", len(rows),
+                           type(error).__name__)
+            raise StorageUnavailableError("storage_unavailable",
+                                          "the database is unavailable; retry later") from None
+        return
+    raise StorageUnavailableError("storage_busy", "the database is busy; retry later")
+
+
+def _write_rows(pool: ConnectionPool, rows: list[tuple[object, ...]]) -> None:
+    with pool.connection() as connection, connection.cursor() as cursor:
+        with cursor.copy(f"COPY staging_spans ({_COLUMN_LIST}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(_INSERT_SPANS_AND_TRACES, {"now": datetime.now(UTC)})
+
+
+# A NUL inside a value parsed from JSON text (tool arguments) would reach jsonb as the
+# escape \u0000, which PostgreSQL refuses; an even run of backslashes before it means
+# the six characters were literal text and stay as they are.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _json(value: object) -> str:
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
+def _row(span: SpanRecord, step: Step, project_id: int) -> tuple[object, ...]:
+    return (
+        project_id, span.trace_id, span.span_id, span.parent_span_id, span.name, span.kind,
+        span.start_time_ns, span.end_time_ns, span.status_code, span.status_message,
+        span.trace_state, span.flags, _json(span.attributes), _json(span.events),
+        _json(span.links), _json(span.resource), _json(span.scope), _json(span.dropped_counts),
+        datetime.now(UTC), step.type, step.label, step.name, step.tool_name, step.tool_call_id,
+        None if step.tool_arguments is None else _json(step.tool_arguments), step.tool_result,
+        None if step.tool_definitions is None else _json(step.tool_definitions), step.model,
+        step.input_tokens, step.output_tokens, step.is_error, step.token_logprobs,
+        step.agent_name, step.agent_version, step.service_name,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Pathwatch: observability for AI agents: OTLP in, execution paths checked."""

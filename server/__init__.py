@@ -1,0 +1,1 @@
+"""Server: database models, queries, analysis, API, workers and the command line."""

@@ -1,0 +1,55 @@
+"""The ASGI application: OTLP/HTTP receiver, JSON API and dashboard on one app."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from pathwatch.collector import http as otlp_http
+from pathwatch.server.api import traces as traces_api
+from pathwatch.server.errors import PathwatchError
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(
+    *,
+    engine: Engine,
+    receiver: otlp_http.Receiver,
+    with_dashboard: bool = True,
+) -> FastAPI:
+    app = FastAPI(title="Pathwatch", version="0.1.0", docs_url="/api/docs",
+                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+    app.state.engine = engine
+    app.state.receiver = receiver
+    app.state.project_id = receiver.project_id
+    app.include_router(otlp_http.router)
+    app.include_router(traces_api.router)
+
+    @app.exception_handler(PathwatchError)
+    async def pathwatch_error(_request: Request, error: PathwatchError) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": error.code, "message": error.message}},
+            status_code=error.http_status,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if with_dashboard:
+        from pathwatch.web.routes import mount_dashboard
+
+        mount_dashboard(app)
+    return app
+
+
+def create_otlp_app(*, receiver: otlp_http.Receiver) -> FastAPI:
+    """The app for the standard OTLP/HTTP port: the receiver alone."""
+    app = FastAPI(title="Pathwatch OTLP/HTTP", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.receiver = receiver
+    app.include_router(otlp_http.router)
+    return app

@@ -1,0 +1,122 @@
+"""Database tables: projects, traces and spans (each span row carries its step fields)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+TRACE_STATUSES = ("open", "complete", "stalled")
+DEFAULT_PROJECT_ID = 1
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+)
+
+traces = Table(
+    "traces",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False),
+    Column("trace_id", LargeBinary, nullable=False),
+    Column("agent_name", Text, nullable=False),
+    # Which source named the agent: 3 root agent span, 2 other agent span, 1 service.name.
+    Column("agent_name_rank", SmallInteger, nullable=False),
+    Column("agent_version", Text),
+    Column("service_name", Text, nullable=False),
+    Column("root_span_id", LargeBinary),
+    Column("root_name", Text),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True)),
+    Column("span_count", Integer, nullable=False),
+    Column("error_count", Integer, nullable=False, server_default=text("0")),
+    Column("status", Text, nullable=False, server_default=text("'open'")),
+    Column("first_received_at", DateTime(timezone=True), nullable=False),
+    Column("last_received_at", DateTime(timezone=True), nullable=False),
+    Column("analysed_at", DateTime(timezone=True)),
+    Column("finding_count", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("project_id", "trace_id"),
+    CheckConstraint("status IN ('open', 'complete', 'stalled')", name="status"),
+    CheckConstraint("octet_length(trace_id) = 16", name="trace_id_length"),
+)
+Index("ix_traces_project_id_start_time_id", traces.c.project_id, traces.c.start_time.desc(), traces.c.id.desc())
+Index(
+    "ix_traces_open_last_received_at",
+    traces.c.last_received_at,
+    postgresql_where=text("status = 'open' OR analysed_at IS NULL OR analysed_at < last_received_at"),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False),
+    Column("trace_id", LargeBinary, nullable=False),
+    Column("span_id", LargeBinary, nullable=False),
+    Column("parent_span_id", LargeBinary),
+    Column("name", Text, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("start_time_ns", BigInteger, nullable=False),
+    Column("end_time_ns", BigInteger),
+    Column("status_code", SmallInteger, nullable=False),
+    Column("status_message", Text, nullable=False),
+    Column("trace_state", Text, nullable=False),
+    Column("flags", BigInteger, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("events", JSONB, nullable=False),
+    Column("links", JSONB, nullable=False),
+    Column("resource", JSONB, nullable=False),
+    Column("scope", JSONB, nullable=False),
+    Column("dropped_counts", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    # Step fields: what the span means to the agent's execution path.
+    Column("step_type", Text, nullable=False),
+    Column("step_label", Text, nullable=False),
+    Column("step_name", Text),
+    Column("tool_name", Text),
+    Column("tool_call_id", Text),
+    Column("tool_arguments", JSONB),
+    Column("tool_result", Text),
+    Column("tool_definitions", JSONB),
+    Column("model", Text),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("is_error", Boolean, nullable=False),
+    Column("token_logprobs", ARRAY(Float)),
+    Column("agent_name", Text),
+    Column("agent_version", Text),
+    Column("service_name", Text, nullable=False),
+    UniqueConstraint("project_id", "trace_id", "span_id"),
+    CheckConstraint("octet_length(span_id) = 8", name="span_id_length"),
+)
