@@ -155,7 +155,9 @@ def _record(
             f"{len(span.attributes)} attributes; the limit is {limits.max_attributes_per_span}"
         )
     if len(span.events) > limits.max_events_per_span:
-        raise _SpanOverBound(f"{len(span.events)} events; the limit is {limits.max_events_per_span}")
+        raise _SpanOverBound(
+            f"{len(span.events)} events; the limit is {limits.max_events_per_span}"
+        )
     if len(span.links) > limits.max_links_per_span:
         raise _SpanOverBound(f"{len(span.links)} links; the limit is {limits.max_links_per_span}")
     end_time_ns = span.end_time_unix_nano or None
@@ -233,9 +235,7 @@ def _value(value: AnyValue, limits: IngestLimits, depth: int) -> JsonValue:  # n
     if kind is None:
         return None
     if depth >= limits.max_attribute_depth:
-        raise _SpanOverBound(
-            f"attribute nesting deeper than {limits.max_attribute_depth} levels"
-        )
+        raise _SpanOverBound(f"attribute nesting deeper than {limits.max_attribute_depth} levels")
     if kind == "array_value":
         return [_value(item, limits, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":

@@ -1,12 +1,12 @@
 """Errors of the collector, each mapped to one OTLP/HTTP status and gRPC code.
 
-    IngestError (code, http_status, grpc_code, retryable)
-    ├── UnsupportedMediaTypeError   415  a Content-Type that is not protobuf or JSON
-    ├── UnsupportedEncodingError    415  a Content-Encoding other than gzip or identity
-    ├── BodyTooLargeError           413  body over the limit, before or after inflating
-    ├── TooManySpansError           413  more spans in one request than allowed
-    ├── UndecodableBodyError        400  bytes that are not an ExportTraceServiceRequest
-    └── StorageUnavailableError     503  the database cannot take the write now (retryable)
+IngestError (code, http_status, grpc_code, retryable)
+├── UnsupportedMediaTypeError   415  a Content-Type that is not protobuf or JSON
+├── UnsupportedEncodingError    415  a Content-Encoding other than gzip or identity
+├── BodyTooLargeError           413  body over the limit, before or after inflating
+├── TooManySpansError           413  more spans in one request than allowed
+├── UndecodableBodyError        400  bytes that are not an ExportTraceServiceRequest
+└── StorageUnavailableError     503  the database cannot take the write now (retryable)
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: Receiver) -> None:
         self._receiver = receiver
 
-    def Export(  # noqa: N802 - the name is the gRPC method's
+    def Export(
         self,
         request: ExportTraceServiceRequest,
         context: grpc.ServicerContext,

@@ -94,10 +94,18 @@ def normalise_span(span: SpanRecord) -> Step:
         tool_result=tool_result(attributes) if step_type == "tool" else None,
         tool_definitions=_tool_definitions(attributes),
         model=model if step_type in ("llm", "embedding") else None,
-        input_tokens=_integer(attributes, cv.GEN_AI_USAGE_INPUT_TOKENS,
-                              cv.GEN_AI_USAGE_PROMPT_TOKENS, cv.LLM_TOKEN_COUNT_PROMPT),
-        output_tokens=_integer(attributes, cv.GEN_AI_USAGE_OUTPUT_TOKENS,
-                               cv.GEN_AI_USAGE_COMPLETION_TOKENS, cv.LLM_TOKEN_COUNT_COMPLETION),
+        input_tokens=_integer(
+            attributes,
+            cv.GEN_AI_USAGE_INPUT_TOKENS,
+            cv.GEN_AI_USAGE_PROMPT_TOKENS,
+            cv.LLM_TOKEN_COUNT_PROMPT,
+        ),
+        output_tokens=_integer(
+            attributes,
+            cv.GEN_AI_USAGE_OUTPUT_TOKENS,
+            cv.GEN_AI_USAGE_COMPLETION_TOKENS,
+            cv.LLM_TOKEN_COUNT_COMPLETION,
+        ),
         is_error=span.status_code == STATUS_CODE_ERROR,
         token_logprobs=token_logprobs(attributes),
         agent_name=_text(attributes, cv.GEN_AI_AGENT_NAME, cv.AGENT_NAME)
@@ -130,19 +138,24 @@ def step_type_of(span: SpanRecord) -> str:
     return "span"
 
 
-def _step_name(step_type: str, span: SpanRecord, *, tool_name: str | None,
-               model: str | None) -> str:
+def _step_name(
+    step_type: str, span: SpanRecord, *, tool_name: str | None, model: str | None
+) -> str:
     attributes = span.attributes
     if step_type == "tool":
         return tool_name or span.name
     if step_type in ("llm", "embedding"):
         return model or span.name
     if step_type == "agent":
-        return (_text(attributes, cv.GEN_AI_AGENT_NAME, cv.AGENT_NAME, cv.TRACELOOP_ENTITY_NAME)
-                or span.name)
+        return (
+            _text(attributes, cv.GEN_AI_AGENT_NAME, cv.AGENT_NAME, cv.TRACELOOP_ENTITY_NAME)
+            or span.name
+        )
     if step_type == "retrieval":
-        return (_text(attributes, cv.GEN_AI_DATA_SOURCE_ID, cv.RETRIEVER_NAME,
-                      cv.TRACELOOP_ENTITY_NAME) or span.name)
+        return (
+            _text(attributes, cv.GEN_AI_DATA_SOURCE_ID, cv.RETRIEVER_NAME, cv.TRACELOOP_ENTITY_NAME)
+            or span.name
+        )
     return _text(attributes, cv.TRACELOOP_ENTITY_NAME) or span.name
 
 
@@ -151,7 +164,7 @@ def _tool_name(attributes: dict[str, Any], span: SpanRecord) -> str:
     if named:
         return named
     prefix = "execute_tool "
-    return span.name[len(prefix):] if span.name.startswith(prefix) else span.name
+    return span.name[len(prefix) :] if span.name.startswith(prefix) else span.name
 
 
 def tool_arguments(attributes: dict[str, Any]) -> Any:
@@ -196,7 +209,7 @@ def parse_json_value(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if not text or text[0] not in "[{\"" and text not in ("true", "false", "null"):
+    if not text or (text[0] not in '[{"' and text not in ("true", "false", "null")):
         with contextlib.suppress(ValueError):
             return orjson.loads(text) if text[0].isdigit() or text[0] == "-" else value
         return value

@@ -96,7 +96,9 @@ class GzipInflater:
             try:
                 self._output += self._inflater.decompress(data, room)
             except zlib.error as error:
-                raise UndecodableBodyError("invalid_gzip", f"gzip body is corrupt: {error}") from None
+                raise UndecodableBodyError(
+                    "invalid_gzip", f"gzip body is corrupt: {error}"
+                ) from None
             if len(self._output) > self._max_bytes:
                 raise _too_large(self._max_bytes, after_inflating=True)
             data = self._inflater.unconsumed_tail

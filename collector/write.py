@@ -139,10 +139,12 @@ def write_spans(
             time.sleep(0.05 * (attempt + 1))
             continue
         except (psycopg.OperationalError, PoolTimeout) as error:
-            logger.warning("database unavailable for a write of %d spans: %s", len(rows),
-                           type(error).__name__)
-            raise StorageUnavailableError("storage_unavailable",
-                                          "the database is unavailable; retry later") from None
+            logger.warning(
+                "database unavailable for a write of %d spans: %s", len(rows), type(error).__name__
+            )
+            raise StorageUnavailableError(
+                "storage_unavailable", "the database is unavailable; retry later"
+            ) from None
         return
     raise StorageUnavailableError("storage_busy", "the database is busy; retry later")
 

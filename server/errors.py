@@ -1,9 +1,9 @@
 """Errors of the server package.
 
-    PathwatchError (code, http_status)
-    ├── StartupError         the service cannot start as configured
-    ├── NotFoundError        a resource the caller named does not exist (404)
-    └── InvalidRequestError  a query or body the API cannot use (422)
+PathwatchError (code, http_status)
+├── StartupError         the service cannot start as configured
+├── NotFoundError        a resource the caller named does not exist (404)
+└── InvalidRequestError  a query or body the API cannot use (422)
 """
 
 from __future__ import annotations

@@ -70,11 +70,18 @@ traces = Table(
     CheckConstraint("status IN ('open', 'complete', 'stalled')", name="status"),
     CheckConstraint("octet_length(trace_id) = 16", name="trace_id_length"),
 )
-Index("ix_traces_project_id_start_time_id", traces.c.project_id, traces.c.start_time.desc(), traces.c.id.desc())
+Index(
+    "ix_traces_project_id_start_time_id",
+    traces.c.project_id,
+    traces.c.start_time.desc(),
+    traces.c.id.desc(),
+)
 Index(
     "ix_traces_open_last_received_at",
     traces.c.last_received_at,
-    postgresql_where=text("status = 'open' OR analysed_at IS NULL OR analysed_at < last_received_at"),
+    postgresql_where=text(
+        "status = 'open' OR analysed_at IS NULL OR analysed_at < last_received_at"
+    ),
 )
 
 spans = Table(

@@ -58,19 +58,24 @@ def serve(options: ServeOptions) -> int:
         upgrade_database(engine)
         pool = create_write_pool(libpq_url(database_url))
         stack.callback(pool.close)
-        receiver = Receiver(pool=pool, limits=IngestLimits.from_environment(),
-                            project_id=DEFAULT_PROJECT_ID)
-        worker = Worker(engine, LifecycleSettings(
-            settle_seconds=options.settle_seconds,
-            stall_timeout_seconds=options.stall_timeout_seconds,
-        ))
+        receiver = Receiver(
+            pool=pool, limits=IngestLimits.from_environment(), project_id=DEFAULT_PROJECT_ID
+        )
+        worker = Worker(
+            engine,
+            LifecycleSettings(
+                settle_seconds=options.settle_seconds,
+                stall_timeout_seconds=options.stall_timeout_seconds,
+            ),
+        )
         worker.start()
         stack.callback(worker.stop)
         if options.otlp_grpc_port:
             from pathwatch.collector.grpc_receiver import start_grpc_server
 
-            grpc_server = start_grpc_server(receiver, host=options.host,
-                                            port=options.otlp_grpc_port)
+            grpc_server = start_grpc_server(
+                receiver, host=options.host, port=options.otlp_grpc_port
+            )
             stack.callback(lambda: grpc_server.stop(grace=5).wait())
         servers = _http_servers(options, engine=engine, receiver=receiver)
         asyncio.run(_run_http(servers, options))
@@ -121,14 +126,22 @@ def _http_servers(options: ServeOptions, *, engine: object, receiver: Receiver) 
     main_app = create_app(engine=engine, receiver=receiver)  # type: ignore[arg-type]
     servers = [_uvicorn(main_app, options.host, options.port)]
     if options.otlp_http_port and options.otlp_http_port != options.port:
-        servers.append(_uvicorn(create_otlp_app(receiver=receiver), options.host,
-                                options.otlp_http_port))
+        servers.append(
+            _uvicorn(create_otlp_app(receiver=receiver), options.host, options.otlp_http_port)
+        )
     return servers
 
 
 def _uvicorn(app: object, host: str, port: int) -> _Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                            timeout_keep_alive=30, timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
+    )
     return _Server(config)
 
 

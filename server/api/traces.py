@@ -84,7 +84,7 @@ class TraceDetailRead(BaseModel):
 
 
 @router.get("/traces", response_model=TracePageRead)
-def get_traces(  # noqa: PLR0913
+def get_traces(
     request: Request,
     agent: str | None = None,
     status: Literal["open", "complete", "stalled"] | None = None,

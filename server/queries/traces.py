@@ -128,7 +128,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidRequestError("invalid_cursor", "cursor is not one this API issued") from None
 
 
-def list_traces(  # noqa: PLR0913
+def list_traces(
     connection: Connection,
     *,
     project_id: int,
@@ -177,9 +177,7 @@ def list_agents(connection: Connection, *, project_id: int) -> list[str]:
 
 def get_trace(connection: Connection, *, project_id: int, trace_id: bytes) -> TraceDetail | None:
     row = connection.execute(
-        select(traces).where(
-            traces.c.project_id == project_id, traces.c.trace_id == trace_id
-        )
+        select(traces).where(traces.c.project_id == project_id, traces.c.trace_id == trace_id)
     ).first()
     if row is None:
         return None
@@ -210,7 +208,9 @@ def _depth(span_id: bytes, parents: dict[bytes, bytes | None]) -> int:
 
 def _span_detail(row: Any, *, known: set[bytes], depth: int) -> SpanDetail:
     end = row.end_time_ns
-    duration = (end - row.start_time_ns) / 1e6 if end is not None and end >= row.start_time_ns else None
+    duration = (
+        (end - row.start_time_ns) / 1e6 if end is not None and end >= row.start_time_ns else None
+    )
     parent = row.parent_span_id
     return SpanDetail(
         span_id=row.span_id.hex(),

@@ -1,0 +1,15 @@
+# The two commands of the README, and the checks CI runs before the tests.
+.PHONY: demo test lint
+
+demo:
+	./scripts/bootstrap.sh
+	.venv/bin/pathwatch serve --demo
+
+test:
+	./scripts/bootstrap.sh --test
+	.venv/bin/python -m pytest
+
+lint:
+	./scripts/bootstrap.sh --test
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
