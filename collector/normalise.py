@@ -110,7 +110,8 @@ def normalise_span(span: SpanRecord) -> Step:
         token_logprobs=token_logprobs(attributes),
         agent_name=_text(attributes, cv.GEN_AI_AGENT_NAME, cv.AGENT_NAME)
         or (_text(attributes, cv.TRACELOOP_ENTITY_NAME) if step_type == "agent" else None),
-        agent_version=_text(attributes, cv.GEN_AI_AGENT_VERSION),
+        agent_version=_text(attributes, cv.GEN_AI_AGENT_VERSION)
+        or _text(span.resource, cv.SERVICE_VERSION),
         service_name=service_name,
     )
 

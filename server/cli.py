@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                     database_url=os.environ.get("DATABASE_URL") or None,
                     demo=args.demo,
                     settle_seconds=args.settle_seconds,
-                    stall_timeout_seconds=args.stall_timeout,
+                    stall_timeout_seconds=_stall_timeout(args),
                 )
             )
         if args.command == "demo":
@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pathwatch: {error.message}", file=sys.stderr)  # noqa: T201
         return 2
     return 2
+
+
+def _stall_timeout(args: argparse.Namespace) -> float:
+    if args.stall_timeout is not None:
+        return float(args.stall_timeout)
+    return 30.0 if args.demo else 300.0
 
 
 def _configure_logging(log_format: str) -> None:
