@@ -46,9 +46,9 @@ def start_relay(tmp_path: Path, *, protocol: str, endpoint: str) -> Relay:
         "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
         "--otlp-receiver-metrics-disabled", "--otlp-receiver-logs-disabled",
         "--exporter", "otlp",
-        "--otlp-exporter-traces-endpoint", endpoint,
-        "--otlp-exporter-traces-protocol", protocol,
-        "--otlp-exporter-traces-compression", "gzip",
+        "--otlp-exporter-endpoint", endpoint,
+        "--otlp-exporter-protocol", protocol,
+        "--otlp-exporter-compression", "gzip",
         "--traces-batch-timeout", "100ms",
     ]  # fmt: skip
     with log_path.open("ab") as log:
@@ -106,7 +106,7 @@ def test_rotel_relay_forwards_every_span_once(
     shared_server: RunningServer, tmp_path: Path, sdk_protocol: str, relay_protocol: str
 ) -> None:
     endpoint = (
-        f"{shared_server.otlp_http_url}/v1/traces"
+        shared_server.otlp_http_url
         if relay_protocol == "http"
         else f"http://{shared_server.otlp_grpc_target}"
     )
