@@ -9,6 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
 from pathwatch.collector import http as otlp_http
+from pathwatch.server.analysis.rules import RulesFileError
+from pathwatch.server.api import findings as findings_api
+from pathwatch.server.api import rules as rules_api
 from pathwatch.server.api import traces as traces_api
 from pathwatch.server.errors import PathwatchError
 
@@ -33,11 +36,21 @@ def create_app(
     app.state.project_id = receiver.project_id
     app.include_router(otlp_http.router)
     app.include_router(traces_api.router)
+    app.include_router(findings_api.router)
+    app.include_router(rules_api.router)
 
     @app.exception_handler(PathwatchError)
     async def pathwatch_error(_request: Request, error: PathwatchError) -> JSONResponse:
         return JSONResponse(
             {"error": {"code": error.code, "message": error.message}},
+            status_code=error.http_status,
+        )
+
+    @app.exception_handler(RulesFileError)
+    async def rules_file_error(_request: Request, error: RulesFileError) -> JSONResponse:
+        problems = [{"line": p.line, "path": p.path, "message": p.message} for p in error.problems]
+        return JSONResponse(
+            {"error": {"code": error.code, "message": error.message, "problems": problems}},
             status_code=error.http_status,
         )
 

@@ -127,3 +127,40 @@ spans = Table(
     UniqueConstraint("project_id", "trace_id", "span_id"),
     CheckConstraint("octet_length(span_id) = 8", name="span_id_length"),
 )
+
+FINDING_SEVERITIES = ("error", "warning", "info")
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False),
+    Column("trace_rowid", BigInteger, ForeignKey("traces.id", ondelete="CASCADE"), nullable=False),
+    Column("agent_name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("rule_id", Text),
+    Column("rule_version", Integer),
+    Column("severity", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("span_ids", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    CheckConstraint("severity IN ('error', 'warning', 'info')", name="severity"),
+)
+Index("ix_findings_trace_rowid", findings.c.trace_rowid)
+Index(
+    "ix_findings_project_id_created_at",
+    findings.c.project_id,
+    findings.c.created_at.desc(),
+)
+
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("project_id", BigInteger, ForeignKey("projects.id"), nullable=False),
+    Column("agent_name", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    UniqueConstraint("project_id", "agent_name", "version"),
+)

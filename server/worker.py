@@ -1,4 +1,5 @@
-"""Background work over PostgreSQL: finalise traces (open → complete or stalled).
+"""Background work over PostgreSQL: finalise traces (open → complete or stalled) and
+analyse finished traces into findings.
 
 Workers coordinate only through the database, so any number of processes may run
 them. A trace is complete when its root has arrived and nothing else arrived for the
@@ -12,7 +13,16 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+
+from pathwatch.server.analysis.analyse import analyse_trace
+from pathwatch.server.analysis.expectations import detect_skipped_usual_steps
+from pathwatch.server.analysis.findings import Finding
+from pathwatch.server.analysis.records import TraceRecord
+from pathwatch.server.analysis.rules import RuleSet, RulesFileError, load_rules
+from pathwatch.server.queries import analysis as analysis_queries
+from pathwatch.server.queries.findings import replace_findings
+from pathwatch.server.queries.rules import current_rule_set
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,7 @@ class LifecycleSettings:
     stall_timeout_seconds: float = 300.0
     poll_seconds: float = 1.0
     batch_size: int = 1000
+    analysis_batch_size: int = 50
 
 
 def finalise_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
@@ -51,6 +62,64 @@ def finalise_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
             },
         )
     return result.rowcount
+
+
+def analyse_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
+    """Analyse one batch of finished traces in one transaction; returns how many.
+
+    Findings of a trace are replaced, never added to, so re-analysis after late spans
+    leaves no duplicates. The claim, the findings and `analysed_at` commit together.
+    """
+    with engine.begin() as connection:
+        claimed = analysis_queries.claim_due_traces(connection, limit=settings.analysis_batch_size)
+        records = analysis_queries.load_trace_records(connection, claimed)
+        context = _AnalysisContext(connection)
+        for claim, record in zip(claimed, records, strict=True):
+            found = context.analyse(claim, record)
+            replace_findings(
+                connection,
+                project_id=claim.project_id,
+                trace_rowid=claim.rowid,
+                agent_name=claim.agent_name,
+                found=found,
+            )
+            analysis_queries.mark_analysed(
+                connection, trace_rowid=claim.rowid, finding_count=len(found)
+            )
+    return len(claimed)
+
+
+class _AnalysisContext:
+    """Per-batch caches of each agent's rules and recent paths."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._rules: dict[tuple[int, str], RuleSet | None] = {}
+        self._paths: dict[tuple[int, str], dict[int, list[str]]] = {}
+
+    def analyse(self, claim: analysis_queries.ClaimedTrace, record: TraceRecord) -> list[Finding]:
+        key = (claim.project_id, claim.agent_name)
+        past = [p for rowid, p in self._recent_paths(key).items() if rowid != claim.rowid]
+        found = analyse_trace(record, rules=self._rule_set(key), history=[len(p) for p in past])
+        return found + detect_skipped_usual_steps(record, past_paths=past)
+
+    def _rule_set(self, key: tuple[int, str]) -> RuleSet | None:
+        if key not in self._rules:
+            stored = current_rule_set(self._connection, project_id=key[0], agent=key[1])
+            self._rules[key] = None
+            if stored is not None:
+                try:
+                    self._rules[key] = load_rules(stored.body, source=f"rules of {key[1]}")
+                except RulesFileError:
+                    logger.warning("stored rules of agent %s do not load; skipped", key[1])
+        return self._rules[key]
+
+    def _recent_paths(self, key: tuple[int, str]) -> dict[int, list[str]]:
+        if key not in self._paths:
+            self._paths[key] = analysis_queries.recent_paths(
+                self._connection, project_id=key[0], agent=key[1]
+            )
+        return self._paths[key]
 
 
 class Worker:
@@ -73,8 +142,10 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 moved = finalise_due_traces(self._engine, self._settings)
-                if moved:
-                    logger.debug("finalised %d traces", moved)
+                analysed = analyse_due_traces(self._engine, self._settings)
+                if moved or analysed:
+                    logger.debug("finalised %d traces, analysed %d", moved, analysed)
+                    continue
             except Exception:
                 logger.exception("trace lifecycle pass failed; retrying")
             self._stopping.wait(self._settings.poll_seconds)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from pathwatch.server.api.findings import FindingRead
 from pathwatch.server.errors import NotFoundError
+from pathwatch.server.queries import findings as finding_queries
 from pathwatch.server.queries import traces as trace_queries
 
 router = APIRouter(prefix="/api/v1", tags=["traces"])
@@ -81,6 +83,7 @@ class TraceDetailRead(BaseModel):
     steps: list[StepRead]
     tree: list[StepNode]
     path: list[str]
+    findings: list[FindingRead]
 
 
 @router.get("/traces", response_model=TracePageRead)
@@ -113,9 +116,9 @@ def get_traces(
 def get_trace(request: Request, trace_id: str) -> TraceDetailRead:
     key = trace_queries.parse_trace_id(trace_id)
     with request.app.state.engine.connect() as connection:
-        detail = trace_queries.get_trace(
-            connection, project_id=request.app.state.project_id, trace_id=key
-        )
+        project_id = request.app.state.project_id
+        detail = trace_queries.get_trace(connection, project_id=project_id, trace_id=key)
+        found = finding_queries.findings_for_trace(connection, project_id=project_id, trace_id=key)
     if detail is None:
         raise NotFoundError("trace_not_found", f"no trace {trace_id.lower()}")
     return TraceDetailRead(
@@ -124,6 +127,7 @@ def get_trace(request: Request, trace_id: str) -> TraceDetailRead:
         steps=[_step_read(s) for s in detail.spans],
         tree=step_tree(detail.spans),
         path=detail.path,
+        findings=[FindingRead(**vars(f)) for f in found],
     )
 
 

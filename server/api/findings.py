@@ -1,0 +1,60 @@
+"""GET /api/v1/findings: findings listed and counted per agent, kind and time window."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from pathwatch.server.queries import findings as finding_queries
+
+router = APIRouter(prefix="/api/v1", tags=["findings"])
+
+
+class FindingRead(BaseModel):
+    trace_id: str
+    agent_name: str
+    kind: str
+    rule_id: str | None
+    rule_version: int | None
+    severity: str
+    message: str
+    span_ids: list[str]
+    created_at: datetime
+
+
+class FindingCountRead(BaseModel):
+    agent_name: str
+    kind: str
+    count: int
+
+
+class FindingListRead(BaseModel):
+    findings: list[FindingRead]
+    counts: list[FindingCountRead]
+
+
+@router.get("/findings", response_model=FindingListRead)
+def get_findings(
+    request: Request,
+    agent: str | None = None,
+    kind: str | None = None,
+    rule: str | None = None,
+    since: datetime | None = Query(None, alias="from"),
+    until: datetime | None = Query(None, alias="to"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> FindingListRead:
+    filters = {"agent": agent, "kind": kind, "rule_id": rule, "since": since, "until": until}
+    with request.app.state.engine.connect() as connection:
+        project_id = request.app.state.project_id
+        listed = finding_queries.list_findings(
+            connection, project_id=project_id, limit=limit, **filters
+        )
+        counts = finding_queries.finding_count_by_agent_and_kind(
+            connection, project_id=project_id, **filters
+        )
+    return FindingListRead(
+        findings=[FindingRead(**vars(f)) for f in listed],
+        counts=[FindingCountRead(**vars(c)) for c in counts],
+    )
