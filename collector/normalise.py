@@ -1,8 +1,9 @@
 """Turn a span record into a step: type, label and the fields analysis needs. Pure.
 
 One table maps each convention to a step type (DESIGN, "The step model"). When a span
-carries several conventions, the most specific wins: OTel GenAI's operation name, then
-OpenInference's span kind, then OpenLLMetry's span kind, then deprecated GenAI keys.
+carries several conventions, the most specific wins: OpenInference's guardrail, evaluator
+and reranker kinds (roles GenAI has no operation for), then OTel GenAI's operation name,
+then OpenInference's span kind, then OpenLLMetry's span kind, then deprecated GenAI keys.
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ TRACELOOP_KIND_TYPES = {
     "task": "chain",
 }
 LLM_REQUEST_TYPES = {"chat": "llm", "completion": "llm", "embedding": "embedding"}
-# Wrapping steps, left out of a trace's path.
-WRAPPER_TYPES = frozenset({"agent", "chain"})
+# OpenInference kinds for roles no GenAI operation names: on a span that also says
+# execute_tool or chat they are the more specific description (DESIGN: most specific wins).
+OPENINFERENCE_SPECIFIC_KINDS = frozenset({"GUARDRAIL", "EVALUATOR", "RERANKER"})
+# Left out of a trace's path: wrapping steps (agent, chain) and spans of no convention
+# (HTTP or database calls made inside a tool, for example).
+WRAPPER_TYPES = frozenset({"agent", "chain", "span"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +123,14 @@ def normalise_span(span: SpanRecord) -> Step:
 
 def step_type_of(span: SpanRecord) -> str:
     attributes = span.attributes
+    openinference_kind = (_text(attributes, cv.OPENINFERENCE_SPAN_KIND) or "").upper()
+    if openinference_kind in OPENINFERENCE_SPECIFIC_KINDS:
+        return OPENINFERENCE_KIND_TYPES[openinference_kind]
     operation = _text(attributes, cv.GEN_AI_OPERATION_NAME)
     if operation in GEN_AI_OPERATION_TYPES:
         return GEN_AI_OPERATION_TYPES[operation]
-    openinference_kind = _text(attributes, cv.OPENINFERENCE_SPAN_KIND)
-    if openinference_kind and openinference_kind.upper() in OPENINFERENCE_KIND_TYPES:
-        return OPENINFERENCE_KIND_TYPES[openinference_kind.upper()]
+    if openinference_kind in OPENINFERENCE_KIND_TYPES:
+        return OPENINFERENCE_KIND_TYPES[openinference_kind]
     traceloop_kind = _text(attributes, cv.TRACELOOP_SPAN_KIND)
     if traceloop_kind in TRACELOOP_KIND_TYPES:
         if traceloop_kind == "task" and "retriev" in span.name.lower():
@@ -157,6 +164,8 @@ def _step_name(
             _text(attributes, cv.GEN_AI_DATA_SOURCE_ID, cv.RETRIEVER_NAME, cv.TRACELOOP_ENTITY_NAME)
             or span.name
         )
+    if step_type in ("guardrail", "evaluator", "rerank"):
+        return _text(attributes, cv.GEN_AI_TOOL_NAME, cv.TOOL_NAME) or span.name
     return _text(attributes, cv.TRACELOOP_ENTITY_NAME) or span.name
 
 
@@ -210,7 +219,9 @@ def parse_json_value(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if not text or (text[0] not in '[{"' and text not in ("true", "false", "null")):
+    if not text:
+        return value
+    if text[0] not in '[{"' and text not in ("true", "false", "null"):
         with contextlib.suppress(ValueError):
             return orjson.loads(text) if text[0].isdigit() or text[0] == "-" else value
         return value
