@@ -18,6 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from pathwatch.collector.conventions import PATHWATCH_SPAN_START_MARKER
 from pathwatch.collector.decode import SpanRecord
 from pathwatch.collector.errors import StorageUnavailableError
 from pathwatch.collector.normalise import Step
@@ -30,9 +31,11 @@ SPAN_COLUMNS = (
     "events", "links", "resource", "scope", "dropped_counts", "received_at", "step_type",
     "step_label", "step_name", "tool_name", "tool_call_id", "tool_arguments", "tool_result",
     "tool_definitions", "model", "input_tokens", "output_tokens", "is_error", "token_logprobs",
-    "agent_name", "agent_version", "service_name",
+    "agent_name", "agent_version", "service_name", "is_start_marker",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(SPAN_COLUMNS)
+_KEY_COLUMNS = ("project_id", "trace_id", "span_id")
+_REPLACE_MARKER = ", ".join(f"{c} = excluded.{c}" for c in SPAN_COLUMNS if c not in _KEY_COLUMNS)
 
 _CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS staging_spans ON COMMIT DELETE ROWS AS
@@ -40,14 +43,21 @@ SELECT {_COLUMN_LIST} FROM spans WITH NO DATA
 """
 
 # Insert new spans, then fold them into their traces in one statement. Rows are taken
-# in (trace_id, span_id) order so that concurrent writers lock in the same order.
+# in (trace_id, span_id) order so that concurrent writers lock in the same order; one row
+# per span id (an ended span before its start marker), since a span may repeat in a batch.
+# A re-sent span changes nothing (first write wins), except that the ended span replaces
+# the start marker the Pathwatch SDK helper sent when the span began. `is_new` (xmax = 0)
+# tells inserted rows from replaced markers, so a span is counted once.
 _INSERT_SPANS_AND_TRACES = f"""
 WITH inserted AS (
-    INSERT INTO spans ({_COLUMN_LIST})
-    SELECT {_COLUMN_LIST} FROM staging_spans ORDER BY trace_id, span_id
-    ON CONFLICT (project_id, trace_id, span_id) DO NOTHING
+    INSERT INTO spans AS existing ({_COLUMN_LIST})
+    SELECT DISTINCT ON (project_id, trace_id, span_id) {_COLUMN_LIST} FROM staging_spans
+    ORDER BY project_id, trace_id, span_id, is_start_marker
+    ON CONFLICT (project_id, trace_id, span_id) DO UPDATE SET {_REPLACE_MARKER}
+        WHERE existing.is_start_marker AND NOT excluded.is_start_marker
     RETURNING project_id, trace_id, span_id, parent_span_id, name, start_time_ns,
-              end_time_ns, is_error, step_type, agent_name, agent_version, service_name
+              end_time_ns, is_error, step_type, agent_name, agent_version, service_name,
+              is_start_marker, xmax = 0 AS is_new
 ), ranked AS (
     SELECT *,
            CASE WHEN agent_name IS NOT NULL AND parent_span_id IS NULL THEN 3
@@ -61,12 +71,14 @@ WITH inserted AS (
            (array_agg(agent_version ORDER BY rank DESC, start_time_ns)
                FILTER (WHERE agent_version IS NOT NULL))[1] AS agent_version,
            (array_agg(service_name ORDER BY start_time_ns))[1] AS service_name,
-           (array_agg(span_id) FILTER (WHERE parent_span_id IS NULL))[1] AS root_span_id,
-           (array_agg(name) FILTER (WHERE parent_span_id IS NULL))[1] AS root_name,
+           (array_agg(span_id) FILTER (WHERE parent_span_id IS NULL AND NOT is_start_marker))[1]
+               AS root_span_id,
+           (array_agg(name) FILTER (WHERE parent_span_id IS NULL AND NOT is_start_marker))[1]
+               AS root_name,
            to_timestamp(min(start_time_ns) / 1e9) AS start_time,
            to_timestamp(max(end_time_ns) FILTER (WHERE end_time_ns >= start_time_ns) / 1e9)
                AS end_time,
-           count(*) AS span_count,
+           count(*) FILTER (WHERE is_new) AS span_count,
            count(*) FILTER (WHERE is_error) AS error_count
     FROM ranked
     GROUP BY project_id, trace_id
@@ -168,15 +180,21 @@ def _json(value: object) -> str:
     return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 
 
+def is_start_marker(span: SpanRecord) -> bool:
+    """A marker the Pathwatch SDK helper exports when a span starts (collector/sdk.py)."""
+    return span.attributes.get(PATHWATCH_SPAN_START_MARKER) is True
+
+
 def _row(span: SpanRecord, step: Step, project_id: int) -> tuple[object, ...]:
     return (
         project_id, span.trace_id, span.span_id, span.parent_span_id, span.name, span.kind,
-        span.start_time_ns, span.end_time_ns, span.status_code, span.status_message,
+        span.start_time_ns, None if is_start_marker(span) else span.end_time_ns,
+        span.status_code, span.status_message,
         span.trace_state, span.flags, _json(span.attributes), _json(span.events),
         _json(span.links), _json(span.resource), _json(span.scope), _json(span.dropped_counts),
         datetime.now(UTC), step.type, step.label, step.name, step.tool_name, step.tool_call_id,
         None if step.tool_arguments is None else _json(step.tool_arguments), step.tool_result,
         None if step.tool_definitions is None else _json(step.tool_definitions), step.model,
         step.input_tokens, step.output_tokens, step.is_error, step.token_logprobs,
-        step.agent_name, step.agent_version, step.service_name,
+        step.agent_name, step.agent_version, step.service_name, is_start_marker(span),
     )  # fmt: skip

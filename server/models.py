@@ -124,6 +124,9 @@ spans = Table(
     Column("agent_name", Text),
     Column("agent_version", Text),
     Column("service_name", Text, nullable=False),
+    # A start marker stands for a span that began and has not ended (yet); the ended span
+    # replaces it when it arrives.
+    Column("is_start_marker", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("project_id", "trace_id", "span_id"),
     CheckConstraint("octet_length(span_id) = 8", name="span_id_length"),
 )

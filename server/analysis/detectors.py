@@ -163,7 +163,7 @@ def detect_stall(trace: TraceRecord) -> list[Finding]:
     ended, then on the last step that arrived."""
     if trace.status != "stalled":
         return []
-    hung = [step for step in trace.steps if step.end_time_ns is None]
+    hung = _innermost_first([step for step in trace.steps if step.end_time_ns is None])
     ended = [step for step in trace.steps if step.end_time_ns is not None]
     last = max(ended, key=lambda step: (step.end_time_ns or 0, step.span_id), default=None)
     pinned = [step.span_id for step in hung] + ([last.span_id] if last else [])
@@ -174,6 +174,13 @@ def detect_stall(trace: TraceRecord) -> list[Finding]:
     else:
         message = "run stalled: no step ever ended"
     return [Finding(kind="stall", severity="error", message=message, span_ids=tuple(pinned))]
+
+
+def _innermost_first(hung: Sequence[StepRecord]) -> list[StepRecord]:
+    """Hung steps with no hung step inside them first: a hung tool call inside a hung
+    agent step is where progress stopped."""
+    enclosing = {step.parent_span_id for step in hung}
+    return sorted(hung, key=lambda step: step.span_id in enclosing)
 
 
 # ---- error steps -------------------------------------------------------------------
