@@ -6,6 +6,7 @@ loop, stall, error_step, invalid_args, unknown_tool and runaway.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections import defaultdict
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import orjson
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from pathwatch.server.analysis.findings import Finding
@@ -280,17 +282,28 @@ def _unwrap_definition(item: Any) -> Any:
 def args_problem(arguments: Any, schema: Any) -> str | None:
     """Why the arguments fail the JSON Schema (where and which keyword, never the values),
     or None when they pass or the schema itself is unusable."""
+    validator = _validator(canonical_json(schema))
+    if validator is None:
+        return None
+    error: ValidationError | None = jsonschema.exceptions.best_match(
+        validator.iter_errors(arguments)
+    )
+    if error is None:
+        return None
+    return f"{error.json_path} fails '{error.validator}'"
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_text: str) -> Any:
+    """A checked validator per distinct schema; checking a schema costs far more than
+    validating arguments with it, and runs offer the same few tools again and again."""
+    schema = orjson.loads(schema_text)
     try:
         validator_class = jsonschema.validators.validator_for(schema)
         validator_class.check_schema(schema)
     except SchemaError:
         return None
-    error: ValidationError | None = jsonschema.exceptions.best_match(
-        validator_class(schema).iter_errors(arguments)
-    )
-    if error is None:
-        return None
-    return f"{error.json_path} fails '{error.validator}'"
+    return validator_class(schema)
 
 
 def _unknown_tool_finding(step: StepRecord, offered: dict[str, Any]) -> Finding:

@@ -20,22 +20,8 @@ EXPECTED = {
 AIRLINE_RULES = load_rules(
     (Path(__file__).parents[2] / "examples" / "rules" / "airline.yaml").read_text()
 )
-EMPTY_RESULT_BUG = pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="normalise.parse_json_value('') raises IndexError on an empty tool result",
-)
-BROKEN_BY_EMPTY_RESULT = {
-    "genai/swe-agent__ctf_crypto_BabyEncryption.otlp.json",
-    "genai/tau-bench_airline__task-13_trial-0.otlp.json",
-    "openinference/tau-bench_airline__task-13_trial-0.otlp.json",
-}
 RUN_FILES = [
-    pytest.param(
-        path.relative_to(RUNS),
-        id=str(path.relative_to(RUNS)),
-        marks=[EMPTY_RESULT_BUG] if str(path.relative_to(RUNS)) in BROKEN_BY_EMPTY_RESULT else [],
-    )
+    pytest.param(path.relative_to(RUNS), id=str(path.relative_to(RUNS)))
     for path in sorted(RUNS.glob("*/*.otlp.json"))
 ]
 
