@@ -32,6 +32,7 @@ ROW_HEIGHT_PX = 26
 MARGIN_HEIGHT_PX = 110
 MAX_TICK_CHARS = 48
 INDENT = "\u00a0" * 3
+BAR_WIDTH_ROWS = 0.7
 # A step with no end, or an instant one, still gets a visible sliver of the axis.
 MIN_BAR_FRACTION = 0.004
 
@@ -150,6 +151,9 @@ def _bar_trace(step_type: str, bars: list[StepBar]) -> dict[str, Any]:
         "y": [bar.row for bar in bars],
         "x": [bar.width_ms for bar in bars],
         "base": [bar.offset_ms for bar in bars],
+        # Rows are numbers; without a fixed width Plotly sizes a trace's bars from the gaps
+        # between its own rows, and a type with two far-apart steps gets giant bars.
+        "width": BAR_WIDTH_ROWS,
         "customdata": [bar.span_id for bar in bars],
         "hovertext": [bar.hover for bar in bars],
         "hoverinfo": "text",
@@ -180,7 +184,6 @@ def _orphan_trace(orphans: list[StepBar]) -> dict[str, Any]:
 def _waterfall_layout(bars: list[StepBar]) -> dict[str, Any]:
     return {
         "barmode": "overlay",
-        "bargap": 0.25,
         "height": MARGIN_HEIGHT_PX + ROW_HEIGHT_PX * max(len(bars), 1),
         "margin": {"l": 10, "r": 20, "t": 30, "b": 40},
         "xaxis": {"title": {"text": "ms since trace start"}, "zeroline": False},

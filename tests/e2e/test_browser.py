@@ -376,6 +376,10 @@ class TestTracePage:
 
         wait_for_waterfall(page)
         expect(page.locator("#waterfall .barlayer .point")).to_have_count(7)
+        heights = page.locator("#waterfall .barlayer .point path").evaluate_all(
+            "(paths) => paths.map((path) => path.getBoundingClientRect().height)"
+        )
+        assert max(heights) - min(heights) < 1, heights
         ticks = page.locator("#waterfall .ytick text").all_text_contents()
         assert any("tool:search_docs" in tick for tick in ticks)
         expect(page.locator("#path li")).to_have_count(6)
