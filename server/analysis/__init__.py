@@ -1,0 +1,1 @@
+"""Analysis over plain step records: detectors, rules, paths."""
