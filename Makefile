@@ -1,5 +1,5 @@
 # The two commands of the README, and the checks CI runs before the tests.
-.PHONY: demo test lint
+.PHONY: demo test lint typecheck
 
 demo:
 	./scripts/bootstrap.sh
@@ -13,3 +13,7 @@ lint:
 	./scripts/bootstrap.sh --test
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+typecheck:
+	./scripts/bootstrap.sh --test
+	./scripts/typecheck.sh
