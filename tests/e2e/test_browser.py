@@ -24,7 +24,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    expect,
+    sync_playwright,
+)
 
 from tests.conftest import FIXTURES, PostgresForTests, RunningServer, wait_for
 from tests.e2e.ingest_support import module_server
@@ -83,9 +91,11 @@ class PageWatch:
 
     page: Page
     errors: list[str] = field(default_factory=list)
+    foreign_requests: list[str] = field(default_factory=list)
 
     def assert_clean(self) -> None:
         assert self.errors == [], "\n".join(self.errors)
+        assert self.foreign_requests == []
         assert self.page.evaluate("window.__csp") == []
         assert self.page.evaluate("window.__xss") == 0
 
@@ -246,6 +256,13 @@ def open_watch(browser: Browser, *, bypass_csp: bool = False) -> Iterator[PageWa
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: watch.errors.append(f"uncaught: {error}"))
+
+    def on_request(request: Request) -> None:
+        # Air-gapped: nothing but our own server (and inline data: URLs) is ever asked for.
+        if not request.url.startswith(("http://127.0.0.1:", "data:")):
+            watch.foreign_requests.append(request.url)
+
+    page.on("request", on_request)
     yield watch
     context.close()
 
@@ -367,6 +384,26 @@ class TestTracesPage:
 
 
 class TestTracePage:
+    def test_trace_page_sends_a_strict_content_security_policy(
+        self, seeded: Seeded, watch: PageWatch
+    ) -> None:
+        reply = watch.page.goto(f"{seeded.server.base_url}/traces/{seeded.sdk_trace_id}")
+
+        assert reply is not None
+        policy = dict(
+            directive.strip().split(" ", 1)
+            for directive in reply.headers["content-security-policy"].split(";")
+        )
+        assert policy["script-src"] == "'self'"
+        assert "unsafe-inline" not in reply.headers["content-security-policy"]
+        assert "unsafe-eval" not in reply.headers["content-security-policy"]
+        assert policy["default-src"] == "'none'"
+        scripts = watch.page.locator("script[src]").evaluate_all("(s) => s.map((e) => e.src)")
+        assert all(src.startswith(seeded.server.base_url + "/static/") for src in scripts)
+        assert any("plotly" in src for src in scripts)
+        wait_for_waterfall(watch.page)
+        watch.assert_clean()
+
     def test_trace_page_draws_the_waterfall_without_errors(
         self, seeded: Seeded, watch: PageWatch
     ) -> None:
@@ -384,6 +421,20 @@ class TestTracePage:
         assert any("tool:search_docs" in tick for tick in ticks)
         expect(page.locator("#path li")).to_have_count(6)
         screenshot(page, "trace-otel-py-http")
+        watch.assert_clean()
+
+    def test_trace_page_draws_every_clients_trace(self, seeded: Seeded, watch: PageWatch) -> None:
+        page = watch.page
+        index = json.loads((FIXTURES / "clients" / "index.json").read_text())
+
+        for entry in index:
+            page.goto(f"{seeded.server.base_url}/traces/{entry['trace_id']}")
+            wait_for_waterfall(page)
+            expect(page.locator("#waterfall .barlayer .point")).to_have_count(entry["spans"])
+            expect(page.locator("#step-list li")).to_have_count(entry["spans"])
+            if entry["client"] in ("openinference-langgraph", "traceloop"):
+                screenshot(page, f"trace-{entry['client']}")
+
         watch.assert_clean()
 
     def test_trace_page_shows_a_steps_attributes_on_click(
@@ -411,6 +462,11 @@ class TestTracePage:
         expect(detail.locator("#step-resource")).to_contain_text("weather-service")
         expect(page).to_have_url(re.compile(f"step={tool_span_id}"))
         screenshot(page, "trace-sdk-step")
+        page.reload()
+        expect(detail.locator(".step-label")).to_have_text("tool:get_forecast")
+        expect(page.locator("#step-list a[aria-current=true]")).to_have_text(
+            re.compile("tool:get_forecast")
+        )
         watch.assert_clean()
 
     def test_trace_page_marks_a_step_whose_parent_never_arrived(
