@@ -27,7 +27,7 @@ def create_app(
     app = FastAPI(
         title="Pathwatch",
         version="0.1.0",
-        docs_url="/api/docs",
+        docs_url=None,
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
     )
