@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 
@@ -31,6 +32,8 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
     )
+    # Compress large replies (plotly.js, big traces) for clients that accept gzip.
+    app.add_middleware(GZipMiddleware, minimum_size=4096)
     app.state.engine = engine
     app.state.receiver = receiver
     app.state.project_id = receiver.project_id

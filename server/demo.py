@@ -22,6 +22,8 @@ from opentelemetry.sdk.trace import Span, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
+from pathwatch.collector.sdk import SpanStartReporter
+
 logger = logging.getLogger(__name__)
 
 MS = 1_000_000  # nanoseconds
@@ -45,6 +47,7 @@ class DemoAgent:
     convention: str  # "genai" or "openinference"
     runs: int
     run: Callable[[Tracer, Clock, random.Random, int], None]
+    report_starts: bool = False  # export start markers (collector/sdk.py)
 
 
 @contextmanager
@@ -198,7 +201,8 @@ def run_doc_searcher(tracer: Tracer, clock: Clock, rng: random.Random, index: in
 
 
 def run_report_writer(tracer: Tracer, clock: Clock, rng: random.Random, index: int) -> None:
-    """Never finishes: its root span and its last tool call are never ended."""
+    """Never finishes: its root span and its last tool call are never ended. It reports
+    span starts, so the hung tool call is visible."""
     with _root(tracer, clock, "report-writer", end=False) as root:
         _genai_chat(
             tracer,
@@ -223,7 +227,7 @@ DEMO_AGENTS = (
     DemoAgent("research-assistant", "1.4.0", "genai", 1, run_research_assistant_skipping),
     DemoAgent("order-support", "2.0.1", "openinference", 4, run_order_support),
     DemoAgent("doc-searcher", "0.9.0", "genai", 2, run_doc_searcher),
-    DemoAgent("report-writer", "0.3.0", "genai", 1, run_report_writer),
+    DemoAgent("report-writer", "0.3.0", "genai", 1, run_report_writer, report_starts=True),
 )
 
 
@@ -241,7 +245,11 @@ def run_demo(endpoint: str, *, seed: int = 7) -> int:
                 }
             )
         )
-        exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces", timeout=10)
+        traces_url = f"{endpoint.rstrip('/')}/v1/traces"
+        if agent.report_starts:
+            starts = OTLPSpanExporter(endpoint=traces_url, timeout=10)
+            provider.add_span_processor(SpanStartReporter(starts, schedule_delay_millis=100))
+        exporter = OTLPSpanExporter(endpoint=traces_url, timeout=10)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         tracer = provider.get_tracer("pathwatch.demo")
         for index in range(agent.runs):

@@ -93,6 +93,8 @@ def get_traces(
     status: Literal["open", "complete", "stalled"] | None = None,
     start_from: datetime | None = Query(None, alias="from"),
     start_to: datetime | None = Query(None, alias="to"),
+    finding: str | None = Query(None, description="only traces with a finding of this kind"),
+    rule: str | None = Query(None, description="only traces with a finding of this rule"),
     limit: int = Query(50, ge=1, le=trace_queries.MAX_PAGE_SIZE),
     cursor: str | None = None,
 ) -> TracePageRead:
@@ -104,6 +106,8 @@ def get_traces(
             status=status,
             start_from=start_from,
             start_to=start_to,
+            finding_kind=finding,
+            rule_id=rule,
             limit=limit,
             cursor=cursor,
         )

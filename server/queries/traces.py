@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, tuple_
+from sqlalchemy import ColumnElement, Connection, and_, exists, select, tuple_
 
 from pathwatch.server.errors import InvalidRequestError
-from pathwatch.server.models import spans, traces
+from pathwatch.server.models import findings, spans, traces
 
 MAX_PAGE_SIZE = 500
 
@@ -136,12 +136,17 @@ def list_traces(
     status: str | None = None,
     start_from: datetime | None = None,
     start_to: datetime | None = None,
+    finding_kind: str | None = None,
+    rule_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> TracePage:
-    """Newest first, keyset-paginated on (start_time, id)."""
+    """Newest first, keyset-paginated on (start_time, id). `finding_kind` and `rule_id`
+    keep the traces with at least one such finding."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     conditions = [traces.c.project_id == project_id]
+    if finding_kind or rule_id:
+        conditions.append(_has_finding(finding_kind, rule_id))
     if agent:
         conditions.append(traces.c.agent_name == agent)
     if status:
@@ -163,6 +168,15 @@ def list_traces(
     summaries = [_summary(row) for row in rows[:limit]]
     next_cursor = _encode_cursor(summaries[-1], rows[limit - 1].id) if len(rows) > limit else None
     return TracePage(traces=summaries, next_cursor=next_cursor)
+
+
+def _has_finding(kind: str | None, rule_id: str | None) -> ColumnElement[bool]:
+    match = [findings.c.trace_rowid == traces.c.id]
+    if kind:
+        match.append(findings.c.kind == kind)
+    if rule_id:
+        match.append(findings.c.rule_id == rule_id)
+    return exists(select(findings.c.id).where(*match))
 
 
 def list_agents(connection: Connection, *, project_id: int) -> list[str]:
