@@ -9,6 +9,7 @@ stall timeout. A late span sets the trace back to open (see collector/write.py).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -22,21 +23,30 @@ from pathwatch.server.analysis.records import TraceRecord
 from pathwatch.server.analysis.rules import RuleSet, RulesFileError, load_rules
 from pathwatch.server.queries import analysis as analysis_queries
 from pathwatch.server.queries.findings import replace_findings
-from pathwatch.server.queries.rules import current_rule_set
+from pathwatch.server.queries.rules import current_rule_set, current_rule_sets
 
 logger = logging.getLogger(__name__)
 
+# An agent's rules may set its own stall timeout (`stall_after`); other agents use the
+# server's. The settle window is the same for every agent.
 _FINALISE_TRACES = text("""
+WITH timeouts AS (
+    SELECT * FROM unnest(CAST(:projects AS bigint[]), CAST(:agents AS text[]),
+                         CAST(:seconds AS float8[])) AS t(project_id, agent_name, seconds)
+)
 UPDATE traces
 SET status = CASE WHEN root_span_id IS NOT NULL THEN 'complete' ELSE 'stalled' END
 WHERE id IN (
-    SELECT id FROM traces
-    WHERE status = 'open'
-      AND last_received_at < now() - make_interval(secs =>
-          CASE WHEN root_span_id IS NOT NULL THEN :settle_seconds ELSE :stall_seconds END)
-    ORDER BY last_received_at
+    SELECT trace.id FROM traces AS trace
+    LEFT JOIN timeouts ON timeouts.project_id = trace.project_id
+                      AND timeouts.agent_name = trace.agent_name
+    WHERE trace.status = 'open'
+      AND trace.last_received_at < now() - make_interval(secs =>
+          CASE WHEN trace.root_span_id IS NOT NULL THEN :settle_seconds
+               ELSE coalesce(timeouts.seconds, :stall_seconds) END)
+    ORDER BY trace.last_received_at
     LIMIT :batch
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF trace SKIP LOCKED
 )
 """)
 
@@ -53,15 +63,40 @@ class LifecycleSettings:
 def finalise_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
     """Move every due open trace to complete or stalled; returns how many moved."""
     with engine.begin() as connection:
+        timeouts = _stall_timeouts_by_agent(connection)
         result = connection.execute(
             _FINALISE_TRACES,
             {
+                "projects": [project_id for project_id, _agent in timeouts],
+                "agents": [agent for _project_id, agent in timeouts],
+                "seconds": list(timeouts.values()),
                 "settle_seconds": settings.settle_seconds,
                 "stall_seconds": settings.stall_timeout_seconds,
                 "batch": settings.batch_size,
             },
         )
     return result.rowcount
+
+
+def _stall_timeouts_by_agent(connection: Connection) -> dict[tuple[int, str], float]:
+    timeouts = {}
+    for stored in current_rule_sets(connection, project_id=None):
+        rules = _load_stored_rules(
+            stored.project_id, stored.agent_name, stored.version, stored.body
+        )
+        if rules is not None and rules.stall_timeout_seconds is not None:
+            timeouts[(stored.project_id, stored.agent_name)] = rules.stall_timeout_seconds
+    return timeouts
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_stored_rules(project_id: int, agent: str, version: int, body: str) -> RuleSet | None:
+    """Parse a stored rule set once per version; one that no longer loads is skipped."""
+    try:
+        return load_rules(body, source=f"rules of {agent} v{version}")
+    except RulesFileError:
+        logger.warning("stored rules of agent %s (version %d) do not load; skipped", agent, version)
+        return None
 
 
 def analyse_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
@@ -106,12 +141,11 @@ class _AnalysisContext:
     def _rule_set(self, key: tuple[int, str]) -> RuleSet | None:
         if key not in self._rules:
             stored = current_rule_set(self._connection, project_id=key[0], agent=key[1])
-            self._rules[key] = None
-            if stored is not None:
-                try:
-                    self._rules[key] = load_rules(stored.body, source=f"rules of {key[1]}")
-                except RulesFileError:
-                    logger.warning("stored rules of agent %s do not load; skipped", key[1])
+            self._rules[key] = (
+                None
+                if stored is None
+                else _load_stored_rules(key[0], key[1], stored.version, stored.body)
+            )
         return self._rules[key]
 
     def _recent_paths(self, key: tuple[int, str]) -> dict[int, list[str]]:

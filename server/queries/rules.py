@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -12,6 +13,7 @@ from pathwatch.server.models import rule_sets
 
 @dataclass(frozen=True)
 class RuleSetRead:
+    project_id: int
     agent_name: str
     version: int
     body: str
@@ -25,29 +27,30 @@ def current_rule_set(connection: Connection, *, project_id: int, agent: str) -> 
         .order_by(rule_sets.c.version.desc())
         .limit(1)
     ).first()
-    return (
-        None if row is None else RuleSetRead(row.agent_name, row.version, row.body, row.created_at)
-    )
+    return None if row is None else _read(row)
 
 
-def current_rule_sets(connection: Connection, *, project_id: int) -> list[RuleSetRead]:
-    latest = (
-        select(rule_sets.c.agent_name, func.max(rule_sets.c.version).label("version"))
-        .where(rule_sets.c.project_id == project_id)
-        .group_by(rule_sets.c.agent_name)
-        .subquery()
-    )
+def current_rule_sets(connection: Connection, *, project_id: int | None) -> list[RuleSetRead]:
+    """Each agent's latest rule set, in one project or (None) in all."""
+    latest = select(
+        rule_sets.c.project_id,
+        rule_sets.c.agent_name,
+        func.max(rule_sets.c.version).label("version"),
+    ).group_by(rule_sets.c.project_id, rule_sets.c.agent_name)
+    if project_id is not None:
+        latest = latest.where(rule_sets.c.project_id == project_id)
+    newest = latest.subquery()
     rows = connection.execute(
         select(rule_sets)
         .join(
-            latest,
-            (latest.c.agent_name == rule_sets.c.agent_name)
-            & (latest.c.version == rule_sets.c.version),
+            newest,
+            (newest.c.project_id == rule_sets.c.project_id)
+            & (newest.c.agent_name == rule_sets.c.agent_name)
+            & (newest.c.version == rule_sets.c.version),
         )
-        .where(rule_sets.c.project_id == project_id)
-        .order_by(rule_sets.c.agent_name)
+        .order_by(rule_sets.c.project_id, rule_sets.c.agent_name)
     )
-    return [RuleSetRead(r.agent_name, r.version, r.body, r.created_at) for r in rows]
+    return [_read(r) for r in rows]
 
 
 def rule_set_versions(connection: Connection, *, project_id: int, agent: str) -> list[RuleSetRead]:
@@ -56,7 +59,7 @@ def rule_set_versions(connection: Connection, *, project_id: int, agent: str) ->
         .where(rule_sets.c.project_id == project_id, rule_sets.c.agent_name == agent)
         .order_by(rule_sets.c.version.desc())
     )
-    return [RuleSetRead(r.agent_name, r.version, r.body, r.created_at) for r in rows]
+    return [_read(r) for r in rows]
 
 
 def save_rule_set(connection: Connection, *, project_id: int, agent: str, body: str) -> int:
@@ -79,3 +82,7 @@ def save_rule_set(connection: Connection, *, project_id: int, agent: str, body: 
         )
     )
     return version
+
+
+def _read(row: Any) -> RuleSetRead:
+    return RuleSetRead(row.project_id, row.agent_name, row.version, row.body, row.created_at)

@@ -157,3 +157,42 @@ def test_late_span_reopens_a_complete_trace_and_replaces_its_findings(
     )
     assert [f["kind"] for f in again["findings"]] == ["loop"]
     provider.shutdown()
+
+
+def test_an_agents_stall_after_rule_sets_its_own_stall_timeout(
+    database_url: str, tmp_path: Path
+) -> None:
+    running = start_server(
+        database_url, tmp_path, extra_args=("--settle-seconds", "1", "--stall-timeout", "600")
+    )
+    try:
+        rules = "version: 1\nrules:\n  - id: quick-stall\n    kind: stall_after\n    seconds: 1\n"
+        saved = httpx.put(f"{running.base_url}/api/v1/rules/hanging-agent", json={"body": rules})
+        assert saved.status_code == 200
+        provider = _provider(running, report_starts=False)
+        tracer = provider.get_tracer("test")
+        root = tracer.start_span(
+            "invoke_agent hanging-agent",
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "hanging-agent",
+            },
+        )
+        with tracer.start_as_current_span(
+            "chat gpt-4o",
+            context=set_span_in_context(root),
+            attributes={"gen_ai.operation.name": "chat"},
+        ):
+            pass
+        provider.force_flush()
+        trace_id = format(root.get_span_context().trace_id, "032x")
+
+        detail = wait_for(
+            lambda: (d := _trace(running, trace_id)) and d["trace"]["status"] == "stalled" and d,
+            timeout=20,
+            message="the trace to stall after the agent's own 1 s",
+        )
+    finally:
+        running.stop()
+
+    assert detail["trace"]["agent_name"] == "hanging-agent"
