@@ -7,15 +7,12 @@ from datetime import datetime
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from pathwatch.server.analysis.analyse import analyse_trace
 from pathwatch.server.analysis.rules import load_rules
 from pathwatch.server.errors import NotFoundError
-from pathwatch.server.queries import analysis as analysis_queries
 from pathwatch.server.queries import rules as rule_queries
+from pathwatch.server.rules_dry_run import DRY_RUN_MAX_TRACES, dry_run_rules
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
-
-DRY_RUN_MAX_TRACES = 500
 
 
 class RuleSetRead(BaseModel):
@@ -101,16 +98,20 @@ def dry_run(
     """What the rules would flag on the agent's last `last` finished traces; saves nothing."""
     rules = load_rules(rule_set.body, source=f"rules of {agent}")
     with request.app.state.engine.connect() as connection:
-        recent = analysis_queries.recent_traces(
-            connection, project_id=request.app.state.project_id, agent=agent, limit=last
+        result = dry_run_rules(
+            connection,
+            project_id=request.app.state.project_id,
+            agent=agent,
+            rules=rules,
+            last=last,
         )
-        records = analysis_queries.load_trace_records(connection, recent)
-    results = []
-    for record in records:
-        found = [f for f in analyse_trace(record, rules=rules) if f.rule_id is not None]
-        results.append(
+    return DryRunRead(
+        agent_name=agent,
+        traces_checked=result.traces_checked,
+        traces_flagged=len(result.flagged),
+        traces=[
             DryRunTrace(
-                trace_id=record.trace_id,
+                trace_id=checked.trace_id,
                 findings=[
                     DryRunFinding(
                         kind=f.kind,
@@ -119,13 +120,9 @@ def dry_run(
                         message=f.message,
                         span_ids=list(f.span_ids),
                     )
-                    for f in found
+                    for f in checked.findings
                 ],
             )
-        )
-    return DryRunRead(
-        agent_name=agent,
-        traces_checked=len(results),
-        traces_flagged=sum(1 for r in results if r.findings),
-        traces=results,
+            for checked in result.traces
+        ],
     )
