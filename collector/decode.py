@@ -125,14 +125,14 @@ def records_from_request(
     refused = list(rejections or [])
     index = 0
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes, limits)
+        resource, resource_problem = _resource(resource_spans.resource.attributes, limits)
         for scope_spans in resource_spans.scope_spans:
             scope = {
                 "name": _clean(scope_spans.scope.name),
                 "version": _clean(scope_spans.scope.version),
             }
             for span in scope_spans.spans:
-                problem = _id_problem(span)
+                problem = resource_problem or _id_problem(span)
                 if problem is None:
                     try:
                         records.append(_record(span, resource, scope, limits))
@@ -144,16 +144,20 @@ def records_from_request(
     return DecodedRequest(spans=records, rejections=refused)
 
 
+def _resource(attributes: Any, limits: IngestLimits) -> tuple[dict[str, JsonValue], str | None]:
+    """The resource's attributes, or why its spans are rejected (a resource over a bound)."""
+    try:
+        return _attributes(attributes, limits), None
+    except _SpanOverBound as bound:
+        return {}, f"resource {bound}"
+
+
 def _record(
     span: Span,
     resource: dict[str, JsonValue],
     scope: dict[str, JsonValue],
     limits: IngestLimits,
 ) -> SpanRecord:
-    if len(span.attributes) > limits.max_attributes_per_span:
-        raise _SpanOverBound(
-            f"{len(span.attributes)} attributes; the limit is {limits.max_attributes_per_span}"
-        )
     if len(span.events) > limits.max_events_per_span:
         raise _SpanOverBound(
             f"{len(span.events)} events; the limit is {limits.max_events_per_span}"
@@ -213,7 +217,14 @@ def _id_problem(span: Span) -> str | None:
 
 
 def _attributes(attributes: Any, limits: IngestLimits) -> dict[str, JsonValue]:
-    """Key-values as a dict; for a key given twice the last value wins."""
+    """Key-values as a dict; for a key given twice the last value wins.
+
+    The attribute-count bound holds for every list: span, event, link and resource.
+    """
+    if len(attributes) > limits.max_attributes_per_span:
+        raise _SpanOverBound(
+            f"{len(attributes)} attributes; the limit is {limits.max_attributes_per_span}"
+        )
     return {_clean(kv.key): _value(kv.value, limits, 1) for kv in attributes}
 
 
