@@ -248,8 +248,8 @@ class Postgres:
 
     folder: Path
     socket_dir: Path
+    bin_dir: Path
     postmaster_pid: int
-    stop_callback: Any
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}"
@@ -275,7 +275,7 @@ def embedded_postgres() -> Iterator[Postgres]:
     database = start_embedded_database(folder)
     try:
         pid = int((database.pgdata / "postmaster.pid").read_text().split()[0])
-        yield Postgres(folder, database.socket_dir, pid, database.stop)
+        yield Postgres(folder, database.socket_dir, database.bin_dir, pid)
     finally:
         database.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -332,7 +332,8 @@ def py_spy(pid: int, output: Path | None) -> Iterator[None]:
         return
     if not Path(executable).exists():
         sys.exit("ingest.py: --profile-dir needs py-spy (pip install py-spy into the venv)")
-    command = [executable, "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
+    # --gil: only the thread holding the GIL, i.e. the Python work that serialises requests.
+    command = [executable, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil"]
     profiler = subprocess.Popen(
         [*command, "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -398,6 +399,37 @@ def pathwatch_figures(
         "server_cpu_ms_per_span": round(sampler.server.cpu_seconds() * 1e3 / accepted, 3),
         "postgres_cpu_ms_per_span": round(sampler.database.cpu_seconds() * 1e3 / accepted, 3),
         "profile": str(profile) if profile else None,
+        "profile_top": profile_top(profile) if profile and profile.exists() else None,
+    }
+
+
+def _frame_name(frame: str) -> str:
+    """`func (path/file.py:123)` → `func (path/file.py)`: lines of one function merge."""
+    name, _, where = frame.rpartition(" (")
+    return f"{name} ({where.rsplit(':', 1)[0]})" if name else frame
+
+
+def profile_top(path: Path, *, top: int = 15) -> dict[str, list[tuple[str, float]]]:
+    """Self and inclusive share of py-spy samples per function, busiest first."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame_name(f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return {"self": [], "inclusive": []}
+    return {
+        "samples": [("all", float(total))],
+        "self": [(f, round(100 * n / total, 1)) for f, n in own.most_common(top)],
+        "inclusive": [(f, round(100 * n / total, 1)) for f, n in inclusive.most_common(top)],
     }
 
 
@@ -566,6 +598,16 @@ def print_report(result: dict[str, Any]) -> None:
             f"  rep {index}: statuses {pw['statuses']}, attempts {pw['attempts']}, "
             f"all stored {pw['all_stored']}"
         )
+        if pw["profile_top"]:
+            print_profile(pw["profile_top"])
+
+
+def print_profile(top: dict[str, list[tuple[str, float]]]) -> None:
+    print("  py-spy --gil samples of the serve process (the profiler slows it down):")
+    for kind in ("self", "inclusive"):
+        print(f"    % {kind}")
+        for frame, share in top[kind]:
+            print(f"    {share:5.1f}  {frame}")
 
 
 # --------------------------------------------------------------------------- main
