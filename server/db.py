@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import orjson
+import psycopg.types.json
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
@@ -27,7 +29,14 @@ def libpq_url(url: str) -> str:
     return sqlalchemy_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+def use_fast_json() -> None:
+    """Let psycopg read json/jsonb columns with orjson (the stdlib parser is the slow part
+    of loading spans)."""
+    psycopg.types.json.set_json_loads(orjson.loads)
+
+
 def create_db_engine(url: str, *, pool_size: int = 8) -> Engine:
+    use_fast_json()
     return create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, text
 
 from pathwatch.server.analysis.analyse import analyse_trace
-from pathwatch.server.analysis.expectations import detect_skipped_usual_steps
+from pathwatch.server.analysis.expectations import UsualSteps
 from pathwatch.server.analysis.findings import Finding
 from pathwatch.server.analysis.records import TraceRecord
 from pathwatch.server.analysis.rules import RuleSet, RulesFileError, load_rules
 from pathwatch.server.queries import analysis as analysis_queries
-from pathwatch.server.queries.findings import replace_findings
+from pathwatch.server.queries.findings import TraceFindings, replace_findings
 from pathwatch.server.queries.rules import current_rule_set, current_rule_sets
 
 logger = logging.getLogger(__name__)
@@ -109,18 +109,20 @@ def analyse_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
         claimed = analysis_queries.claim_due_traces(connection, limit=settings.analysis_batch_size)
         records = analysis_queries.load_trace_records(connection, claimed)
         context = _AnalysisContext(connection)
-        for claim, record in zip(claimed, records, strict=True):
-            found = context.analyse(claim, record)
-            replace_findings(
-                connection,
+        results = [
+            TraceFindings(
                 project_id=claim.project_id,
                 trace_rowid=claim.rowid,
                 agent_name=claim.agent_name,
-                found=found,
+                findings=context.analyse(claim, record),
             )
-            analysis_queries.mark_analysed(
-                connection, trace_rowid=claim.rowid, finding_count=len(found)
-            )
+            for claim, record in zip(claimed, records, strict=True)
+        ]
+        replace_findings(connection, results)
+        analysis_queries.mark_analysed(
+            connection,
+            finding_count_by_trace={r.trace_rowid: len(r.findings) for r in results},
+        )
     return len(claimed)
 
 
@@ -130,13 +132,14 @@ class _AnalysisContext:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._rules: dict[tuple[int, str], RuleSet | None] = {}
-        self._paths: dict[tuple[int, str], dict[int, list[str]]] = {}
+        self._usual: dict[tuple[int, str], UsualSteps] = {}
 
     def analyse(self, claim: analysis_queries.ClaimedTrace, record: TraceRecord) -> list[Finding]:
         key = (claim.project_id, claim.agent_name)
-        past = [p for rowid, p in self._recent_paths(key).items() if rowid != claim.rowid]
-        found = analyse_trace(record, rules=self._rule_set(key), history=[len(p) for p in past])
-        return found + detect_skipped_usual_steps(record, past_paths=past)
+        usual = self._usual_steps(key)
+        lengths = [len(p) for rowid, p in usual.paths.items() if rowid != claim.rowid]
+        found = analyse_trace(record, rules=self._rule_set(key), history=lengths)
+        return found + usual.skipped_in(record, own_key=claim.rowid)
 
     def _rule_set(self, key: tuple[int, str]) -> RuleSet | None:
         if key not in self._rules:
@@ -148,12 +151,11 @@ class _AnalysisContext:
             )
         return self._rules[key]
 
-    def _recent_paths(self, key: tuple[int, str]) -> dict[int, list[str]]:
-        if key not in self._paths:
-            self._paths[key] = analysis_queries.recent_paths(
-                self._connection, project_id=key[0], agent=key[1]
-            )
-        return self._paths[key]
+    def _usual_steps(self, key: tuple[int, str]) -> UsualSteps:
+        if key not in self._usual:
+            paths = analysis_queries.recent_paths(self._connection, project_id=key[0], agent=key[1])
+            self._usual[key] = UsualSteps(paths)
+        return self._usual[key]
 
 
 class Worker:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, select, text
 
 from pathwatch.collector.normalise import WRAPPER_TYPES, Step
 from pathwatch.server.analysis.records import TraceRecord, step_record, trace_record
@@ -17,6 +17,20 @@ _STEP_COLUMNS = {
     "label": "step_label",
     "name": "step_name",
 }
+
+
+# What analysis reads of a span: its step fields and attributes, not its events, links,
+# resource or scope.
+_ANALYSIS_COLUMNS = [
+    spans.c[name]
+    for name in (
+        "project_id", "trace_id", "span_id", "parent_span_id", "name", "start_time_ns",
+        "end_time_ns", "status_code", "attributes", "step_type", "step_label", "step_name",
+        "tool_name", "tool_call_id", "tool_arguments", "tool_result", "tool_definitions",
+        "model", "input_tokens", "output_tokens", "is_error", "token_logprobs", "agent_name",
+        "agent_version", "service_name",
+    )
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,7 @@ def load_trace_records(connection: Connection, claimed: list[ClaimedTrace]) -> l
         return []
     keys = {(c.project_id, c.trace_id): c for c in claimed}
     rows = connection.execute(
-        select(spans).where(
+        select(*_ANALYSIS_COLUMNS).where(
             spans.c.project_id.in_({c.project_id for c in claimed}),
             spans.c.trace_id.in_([c.trace_id for c in claimed]),
         )
@@ -79,13 +93,14 @@ def load_trace_records(connection: Connection, claimed: list[ClaimedTrace]) -> l
     ]
 
 
+_STEP_FIELD_COLUMNS = [
+    (field.name, _STEP_COLUMNS.get(field.name, field.name)) for field in fields(Step)
+]
+
+
 def _step_record(row: Any) -> Any:
-    step = Step(
-        **{
-            field.name: getattr(row, _STEP_COLUMNS.get(field.name, field.name))
-            for field in fields(Step)
-        }
-    )
+    mapping = row._mapping
+    step = Step(**{name: mapping[column] for name, column in _STEP_FIELD_COLUMNS})
     return step_record(
         step,
         span_id=row.span_id.hex(),
@@ -131,14 +146,26 @@ def recent_paths(
     return dict(paths)
 
 
-def mark_analysed(connection: Connection, *, trace_rowid: int, finding_count: int) -> None:
-    connection.execute(
-        update(traces)
-        .where(traces.c.id == trace_rowid)
-        # now() is the transaction's start: a span written while this analysis held the
-        # claim has a later last_received_at, so the trace is analysed again.
-        .values(analysed_at=text("now()"), finding_count=finding_count)
-    )
+_MARK_ANALYSED = text("""
+UPDATE traces SET analysed_at = now(), finding_count = counted.finding_count
+FROM unnest(CAST(:rowids AS bigint[]), CAST(:counts AS integer[]))
+    AS counted(rowid, finding_count)
+WHERE traces.id = counted.rowid
+""")
+
+
+def mark_analysed(connection: Connection, *, finding_count_by_trace: dict[int, int]) -> None:
+    """Record that the traces were analysed. now() is the transaction's start: a span
+    written while this analysis held the claim has a later last_received_at, so its
+    trace is analysed again."""
+    if finding_count_by_trace:
+        connection.execute(
+            _MARK_ANALYSED,
+            {
+                "rowids": list(finding_count_by_trace),
+                "counts": list(finding_count_by_trace.values()),
+            },
+        )
 
 
 def recent_traces(

@@ -32,35 +32,39 @@ class FindingCount:
     count: int
 
 
-def replace_findings(
-    connection: Connection,
-    *,
-    project_id: int,
-    trace_rowid: int,
-    agent_name: str,
-    found: Sequence[Finding],
-) -> None:
-    """Swap a trace's findings for a new analysis' (late spans re-analyse a trace)."""
-    connection.execute(delete(findings).where(findings.c.trace_rowid == trace_rowid))
-    if not found:
+@dataclass(frozen=True)
+class TraceFindings:
+    """The findings of one analysis of one trace."""
+
+    project_id: int
+    trace_rowid: int
+    agent_name: str
+    findings: Sequence[Finding]
+
+
+def replace_findings(connection: Connection, analysed: Sequence[TraceFindings]) -> None:
+    """Swap each trace's findings for its new analysis' (late spans re-analyse a trace)."""
+    if not analysed:
         return
-    connection.execute(
-        insert(findings),
-        [
-            {
-                "project_id": project_id,
-                "trace_rowid": trace_rowid,
-                "agent_name": agent_name,
-                "kind": f.kind,
-                "rule_id": f.rule_id,
-                "rule_version": f.rule_version,
-                "severity": f.severity,
-                "message": f.message,
-                "span_ids": list(f.span_ids),
-            }
-            for f in found
-        ],
-    )
+    rowids = [trace.trace_rowid for trace in analysed]
+    connection.execute(delete(findings).where(findings.c.trace_rowid.in_(rowids)))
+    rows = [
+        {
+            "project_id": trace.project_id,
+            "trace_rowid": trace.trace_rowid,
+            "agent_name": trace.agent_name,
+            "kind": f.kind,
+            "rule_id": f.rule_id,
+            "rule_version": f.rule_version,
+            "severity": f.severity,
+            "message": f.message,
+            "span_ids": list(f.span_ids),
+        }
+        for trace in analysed
+        for f in trace.findings
+    ]
+    if rows:
+        connection.execute(insert(findings), rows)
 
 
 def findings_for_trace(
