@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ LLM_REQUEST_TYPES = {"chat": "llm", "completion": "llm", "embedding": "embedding
 OPENINFERENCE_SPECIFIC_KINDS = frozenset({"GUARDRAIL", "EVALUATOR", "RERANKER"})
 # Left out of a trace's path: wrapping steps (agent, chain) and spans of no convention
 # (HTTP or database calls made inside a tool, for example).
+_OPENINFERENCE_TOOL_SCHEMA = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
 WRAPPER_TYPES = frozenset({"agent", "chain", "span"})
 
 
@@ -183,7 +185,7 @@ def tool_arguments(attributes: dict[str, Any]) -> Any:
     OpenLLMetry wraps Python call arguments as {"args": [...], "kwargs": {...}}: keyword
     arguments alone are the arguments; a single positional argument stands for itself.
     """
-    for key in (cv.GEN_AI_TOOL_CALL_ARGUMENTS, cv.TOOL_PARAMETERS, cv.INPUT_VALUE):
+    for key in (cv.GEN_AI_TOOL_CALL_ARGUMENTS, cv.INPUT_VALUE):
         if key in attributes:
             return parse_json_value(attributes[key])
     if cv.TRACELOOP_ENTITY_INPUT in attributes:
@@ -234,9 +236,24 @@ def parse_json_value(value: Any) -> Any:
 
 
 def _tool_definitions(attributes: dict[str, Any]) -> Any:
+    """Tool definitions offered to a model, or a tool span's own definition.
+
+    OpenInference flattens the offered tools (`llm.tools.0.tool.json_schema`, …) and
+    gives a tool span's argument schema as `tool.parameters` (not the call's arguments).
+    """
     for key in (cv.GEN_AI_TOOL_DEFINITIONS, cv.LLM_TOOLS, cv.TOOL_JSON_SCHEMA):
         if key in attributes:
             return parse_json_value(attributes[key])
+    flattened = sorted(
+        (int(match.group(1)), value)
+        for key, value in attributes.items()
+        if (match := _OPENINFERENCE_TOOL_SCHEMA.match(key))
+    )
+    if flattened:
+        return [parse_json_value(value) for _index, value in flattened]
+    if cv.TOOL_PARAMETERS in attributes and _text(attributes, cv.TOOL_NAME):
+        parameters = parse_json_value(attributes[cv.TOOL_PARAMETERS])
+        return [{"name": attributes[cv.TOOL_NAME], "parameters": parameters}]
     return None
 
 

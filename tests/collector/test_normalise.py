@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -153,3 +154,44 @@ def test_normalise_span_counts_only_status_error_as_error(status_code: int, is_e
 )  # fmt: skip
 def test_normalise_span_defaults_service_name(resource: dict[str, Any], service_name: str) -> None:
     assert normalise_span(span("x", {}, resource=resource)).service_name == service_name
+
+
+def _openinference_span(attributes: dict[str, object]) -> SpanRecord:
+    return SpanRecord(
+        trace_id=b"\x01" * 16, span_id=b"\x02" * 8, parent_span_id=None, name="span", kind=1,
+        start_time_ns=1, end_time_ns=2, status_code=0, status_message="", trace_state="",
+        flags=0, attributes=attributes, events=[], links=[], resource={}, scope={},
+        dropped_counts={},
+    )  # fmt: skip
+
+
+def test_openinference_tool_parameters_are_the_tools_schema_not_the_calls_arguments() -> None:
+    schema = '{"type": "object", "properties": {"q": {"type": "string"}}}'
+    span = _openinference_span(
+        {
+            "openinference.span.kind": "TOOL",
+            "tool.name": "search",
+            "tool.parameters": schema,
+            "input.value": '{"q": "x"}',
+        }
+    )
+
+    step = normalise_span(span)
+
+    assert step.tool_arguments == {"q": "x"}
+    assert step.tool_definitions == [{"name": "search", "parameters": json.loads(schema)}]
+
+
+def test_openinference_flattened_llm_tools_become_the_offered_definitions() -> None:
+    first = {"type": "function", "function": {"name": "search", "parameters": {}}}
+    second = {"type": "function", "function": {"name": "order", "parameters": {}}}
+    span = _openinference_span(
+        {
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "gpt-4o",
+            "llm.tools.1.tool.json_schema": json.dumps(second),
+            "llm.tools.0.tool.json_schema": json.dumps(first),
+        }
+    )
+
+    assert normalise_span(span).tool_definitions == [first, second]
