@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -203,10 +204,18 @@ def get_trace(connection: Connection, *, project_id: int, trace_id: bytes) -> Tr
     return TraceDetail(summary=_summary(row), spans=_span_details(span_rows))
 
 
-def _span_details(rows: list[Any]) -> list[SpanDetail]:
+def _span_details(rows: Sequence[Any]) -> list[SpanDetail]:
+    """Spans in start order. Clocks often round to the millisecond, so for equal starts a
+    parent comes before its children and, among siblings, the one that ended first."""
     known = {row.span_id for row in rows}
     parents = {row.span_id: row.parent_span_id for row in rows}
-    return [_span_detail(row, known=known, depth=_depth(row.span_id, parents)) for row in rows]
+    details = [_span_detail(row, known=known, depth=_depth(row.span_id, parents)) for row in rows]
+    return sorted(details, key=_start_order)
+
+
+def _start_order(span: SpanDetail) -> tuple[int, int, bool, int]:
+    ended = span.end_time_ns is not None
+    return (span.start_time_ns, span.depth, not ended, span.end_time_ns or 0)
 
 
 def _depth(span_id: bytes, parents: dict[bytes, bytes | None]) -> int:
