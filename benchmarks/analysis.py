@@ -16,10 +16,10 @@ import random
 import time
 from pathlib import Path
 
-from pathwatch.collector.normalise import Step
 from pathwatch.server.analysis.analyse import analyse_trace
 from pathwatch.server.analysis.records import TraceRecord, step_record, trace_record
 from pathwatch.server.analysis.rules import load_rules
+from pathwatch.server.steps import Step
 
 RULES_FILE = Path(__file__).parent.parent / "examples" / "rules" / "airline.yaml"
 TOOLS = ("get_reservation_details", "search_direct_flight", "cancel_reservation", "think")

@@ -49,7 +49,9 @@ def start_grpc_server(receiver: Receiver, *, host: str, port: int) -> grpc.Serve
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(receiver), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        TraceService(receiver), server
+    )
     server.add_insecure_port(f"{host}:{port}")
     server.start()
     logger.info("OTLP/gRPC listening on %s:%d", host, port)

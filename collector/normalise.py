@@ -8,16 +8,14 @@ then OpenInference's span kind, then OpenLLMetry's span kind, then deprecated Ge
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pathwatch.collector import conventions as cv
 from pathwatch.collector.decode import SpanRecord
+from pathwatch.server.steps import Step, parse_json_value
 
 STATUS_CODE_ERROR = 2  # trace.proto Status.StatusCode; unknown codes count as unset.
 UNKNOWN_SERVICE = "unknown_service"
@@ -56,32 +54,7 @@ LLM_REQUEST_TYPES = {"chat": "llm", "completion": "llm", "embedding": "embedding
 # OpenInference kinds for roles no GenAI operation names: on a span that also says
 # execute_tool or chat they are the more specific description (DESIGN: most specific wins).
 OPENINFERENCE_SPECIFIC_KINDS = frozenset({"GUARDRAIL", "EVALUATOR", "RERANKER"})
-# Left out of a trace's path: wrapping steps (agent, chain) and spans of no convention
-# (HTTP or database calls made inside a tool, for example).
 _OPENINFERENCE_TOOL_SCHEMA = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
-WRAPPER_TYPES = frozenset({"agent", "chain", "span"})
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """What one span means on the agent's execution path."""
-
-    type: str
-    label: str
-    name: str | None
-    tool_name: str | None
-    tool_call_id: str | None
-    tool_arguments: Any
-    tool_result: str | None
-    tool_definitions: Any
-    model: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    is_error: bool
-    token_logprobs: list[float] | None
-    agent_name: str | None
-    agent_version: str | None
-    service_name: str
 
 
 def normalise_span(span: SpanRecord) -> Step:
@@ -214,25 +187,6 @@ def tool_result(attributes: dict[str, Any]) -> str | None:
                     return text.replace("\x00", "\ufffd")
             return value if isinstance(value, str) else orjson.dumps(value).decode()
     return None
-
-
-def parse_json_value(value: Any) -> Any:
-    """A string holding JSON (or a Python literal, as some SDKs write) becomes its value."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if not text:
-        return value
-    if text[0] not in '[{"' and text not in ("true", "false", "null"):
-        with contextlib.suppress(ValueError):
-            return orjson.loads(text) if text[0].isdigit() or text[0] == "-" else value
-        return value
-    with contextlib.suppress(orjson.JSONDecodeError):
-        return orjson.loads(text)
-    with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
-        if len(text) < 100_000:
-            return ast.literal_eval(text)
-    return value
 
 
 def _tool_definitions(attributes: dict[str, Any]) -> Any:

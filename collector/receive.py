@@ -169,11 +169,11 @@ def success_body(result: ExportResult, encoding: str) -> bytes:
         response.partial_success.error_message = result.error_message
     if encoding == PROTOBUF:
         return response.SerializeToString()
-    return orjson.dumps(json_format.MessageToDict(response))
+    return bytes(orjson.dumps(json_format.MessageToDict(response)))
 
 
 def error_body(error: IngestError, encoding: str) -> bytes:
     status = status_pb2.Status(code=error.grpc_code.value[0], message=error.message)
     if encoding == PROTOBUF:
-        return status.SerializeToString()
-    return orjson.dumps(json_format.MessageToDict(status))
+        return bytes(status.SerializeToString())
+    return bytes(orjson.dumps(json_format.MessageToDict(status)))

@@ -52,7 +52,7 @@ class SpanStartReporter(SpanProcessor):
         return
 
     def shutdown(self) -> None:
-        self._batch.shutdown()
+        self._batch.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._batch.force_flush(timeout_millis)

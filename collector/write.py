@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pathwatch.collector.conventions import PATHWATCH_SPAN_START_MARKER
 from pathwatch.collector.decode import SpanRecord
 from pathwatch.collector.errors import StorageUnavailableError
-from pathwatch.collector.normalise import Step
+from pathwatch.server.steps import Step
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from pathwatch.collector.errors import IngestError, UndecodableBodyError
 from pathwatch.collector.limits import IngestLimits
 from pathwatch.server.analysis.analyse import analyse_trace
 from pathwatch.server.analysis.findings import Finding
-from pathwatch.server.analysis.records import TraceRecord, traces_from_spans
+from pathwatch.server.analysis.records import TraceRecord
 from pathwatch.server.analysis.rules import RuleSet, RulesFileError, load_rules
+from pathwatch.server.offline import traces_from_spans
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from pathwatch.server.check import add_check_parser
 from pathwatch.server.errors import StartupError
 
 logger = logging.getLogger("pathwatch")
@@ -50,12 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="OTLP/HTTP base URL of a running Pathwatch",
     )
 
-    try:
-        from pathwatch.server.check import add_check_parser
-    except ImportError:
-        add_check_parser = None
-    if add_check_parser is not None:
-        add_check_parser(commands)
+    add_check_parser(commands)
     return parser
 
 

@@ -12,15 +12,16 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Span, Tracer, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Status, StatusCode, set_span_in_context
+from opentelemetry.trace import Span, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.util.types import AttributeValue
 
 from pathwatch.collector.sdk import SpanStartReporter
 
@@ -55,7 +56,7 @@ def _span(
     tracer: Tracer,
     clock: Clock,
     name: str,
-    attributes: dict[str, object],
+    attributes: Mapping[str, AttributeValue],
     *,
     parent: Span | None = None,
     duration_ms: float = 5.0,
@@ -65,10 +66,10 @@ def _span(
     span = tracer.start_span(
         name,
         context=context,
-        attributes=attributes,  # type: ignore[arg-type]
+        attributes=attributes,
         start_time=clock.advance(1),
     )
-    yield span  # type: ignore[misc]
+    yield span
     if end:
         span.end(end_time=clock.advance(duration_ms))
 
@@ -85,7 +86,7 @@ def _genai_chat(
     parts = [{"type": "tool_call", "name": n, "arguments": a} for n, a in tool_calls or []]
     if not parts:
         parts = [{"type": "text", "content": "Here is what I found."}]
-    attributes = {
+    attributes: dict[str, AttributeValue] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "openai",
         "gen_ai.request.model": model,
@@ -120,7 +121,9 @@ def _genai_tool(
             span.set_status(Status(StatusCode.ERROR, "tool failed"))
 
 
-def _root(tracer: Tracer, clock: Clock, agent: str, *, end: bool = True) -> Iterator[Span]:
+def _root(
+    tracer: Tracer, clock: Clock, agent: str, *, end: bool = True
+) -> AbstractContextManager[Span]:
     attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
     return _span(tracer, clock, f"invoke_agent {agent}", attributes, duration_ms=50, end=end)
 
@@ -157,7 +160,7 @@ def run_order_support(tracer: Tracer, clock: Clock, rng: random.Random, index: i
         "input.value": f"Where is my order {order_id}?",
     }
     with _span(tracer, clock, "order-support", attributes, duration_ms=40) as root:
-        llm = {
+        llm: dict[str, AttributeValue] = {
             "openinference.span.kind": "LLM",
             "llm.model_name": "gpt-4o",
             "llm.token_count.prompt": 410,
@@ -165,7 +168,7 @@ def run_order_support(tracer: Tracer, clock: Clock, rng: random.Random, index: i
         }
         with _span(tracer, clock, "ChatOpenAI", llm, parent=root, duration_ms=700):
             pass
-        tool = {
+        tool: dict[str, AttributeValue] = {
             "openinference.span.kind": "TOOL",
             "tool.name": "lookup_order",
             "input.value": json.dumps({"order_id": order_id}),

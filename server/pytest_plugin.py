@@ -26,8 +26,9 @@ from pathwatch.collector.decode import SpanRecord, records_from_request
 from pathwatch.collector.limits import IngestLimits
 from pathwatch.server.analysis.analyse import analyse_trace
 from pathwatch.server.analysis.findings import SEVERITIES, Finding
-from pathwatch.server.analysis.records import TraceRecord, traces_from_spans
+from pathwatch.server.analysis.records import TraceRecord
 from pathwatch.server.analysis.rules import RuleSet, load_rules
+from pathwatch.server.offline import traces_from_spans
 
 RulesArgument = RuleSet | str | Path | None
 

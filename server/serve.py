@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO
 
 import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from pathwatch.collector.http import Receiver
 from pathwatch.collector.limits import IngestLimits
@@ -122,8 +124,8 @@ def _exclusive_lock(data_dir: Path) -> Iterator[IO[str]]:
         handle.close()
 
 
-def _http_servers(options: ServeOptions, *, engine: object, receiver: Receiver) -> list[_Server]:
-    main_app = create_app(engine=engine, receiver=receiver)  # type: ignore[arg-type]
+def _http_servers(options: ServeOptions, *, engine: Engine, receiver: Receiver) -> list[_Server]:
+    main_app = create_app(engine=engine, receiver=receiver)
     servers = [_uvicorn(main_app, options.host, options.port)]
     if options.otlp_http_port and options.otlp_http_port != options.port:
         servers.append(
@@ -132,7 +134,7 @@ def _http_servers(options: ServeOptions, *, engine: object, receiver: Receiver) 
     return servers
 
 
-def _uvicorn(app: object, host: str, port: int) -> _Server:
+def _uvicorn(app: FastAPI, host: str, port: int) -> _Server:
     config = uvicorn.Config(
         app,
         host=host,

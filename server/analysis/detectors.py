@@ -19,12 +19,8 @@ import orjson
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from pathwatch.server.analysis.findings import Finding
-from pathwatch.server.analysis.records import (
-    StepRecord,
-    TraceRecord,
-    canonical_json,
-    parse_json_value,
-)
+from pathwatch.server.analysis.records import StepRecord, TraceRecord, canonical_json
+from pathwatch.server.steps import parse_json_value
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ class UsualSteps:
 
     def skipped_in(self, trace: TraceRecord, *, own_key: int | None = None) -> list[Finding]:
         """Usual steps missing from `trace`; its own past path (`own_key`) is left out."""
-        own = set(self.paths.get(own_key, ())) if own_key in self.paths else None
+        own = set(self.paths[own_key]) if own_key is not None and own_key in self.paths else None
         runs = len(self.paths) - (own is not None)
         path = trace.path
         if runs < self.settings.min_runs or not path:

@@ -45,14 +45,16 @@ def get_findings(
     until: datetime | None = Query(None, alias="to"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> FindingListRead:
-    filters = {"agent": agent, "kind": kind, "rule_id": rule, "since": since, "until": until}
+    where = finding_queries.FindingFilter(
+        agent=agent, kind=kind, rule_id=rule, since=since, until=until
+    )
     with request.app.state.engine.connect() as connection:
         project_id = request.app.state.project_id
         listed = finding_queries.list_findings(
-            connection, project_id=project_id, limit=limit, **filters
+            connection, project_id=project_id, where=where, limit=limit
         )
         counts = finding_queries.finding_count_by_agent_and_kind(
-            connection, project_id=project_id, **filters
+            connection, project_id=project_id, where=where
         )
     return FindingListRead(
         findings=[FindingRead(**vars(f)) for f in listed],

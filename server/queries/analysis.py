@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 
-from pathwatch.collector.normalise import WRAPPER_TYPES, Step
 from pathwatch.server.analysis.records import TraceRecord, step_record, trace_record
 from pathwatch.server.models import spans, traces
+from pathwatch.server.steps import WRAPPER_TYPES, Step
 
 _STEP_COLUMNS = {
     "type": "step_type",

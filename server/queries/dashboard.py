@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, exists, func, literal, select
+from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, select
 
 from pathwatch.server.models import findings, spans, traces
 from pathwatch.server.queries.traces import SpanDetail, _span_detail
@@ -81,7 +81,7 @@ def finding_kinds_by_trace(
     if not trace_ids:
         return {}
     query = (
-        select(traces.c.trace_id, findings.c.kind, func.count().label("count"))
+        select(traces.c.trace_id, findings.c.kind, func.count().label("finding_count"))
         .join(findings, findings.c.trace_rowid == traces.c.id)
         .where(
             traces.c.project_id == project_id,
@@ -92,7 +92,7 @@ def finding_kinds_by_trace(
     )
     kinds: dict[str, dict[str, int]] = {}
     for row in connection.execute(query):
-        kinds.setdefault(row.trace_id.hex(), {})[row.kind] = row.count
+        kinds.setdefault(row.trace_id.hex(), {})[row.kind] = row.finding_count
     return kinds
 
 
@@ -135,8 +135,8 @@ def finding_count_by_kind(
 
 def _trace_conditions(
     status: str | None, start_from: datetime | None, start_to: datetime | None
-) -> list[object]:
-    conditions: list[object] = []
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if status:
         conditions.append(traces.c.status == status)
     if start_from:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 
 from pathwatch.server.analysis.findings import Finding
 from pathwatch.server.models import findings, traces
@@ -79,21 +79,43 @@ def findings_for_trace(
     return [_read(row) for row in connection.execute(query)]
 
 
+@dataclass(frozen=True)
+class FindingFilter:
+    """Which findings to list or count; None means any."""
+
+    agent: str | None = None
+    kind: str | None = None
+    rule_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def conditions(self, project_id: int) -> list[ColumnElement[bool]]:
+        conditions = [findings.c.project_id == project_id]
+        if self.agent:
+            conditions.append(findings.c.agent_name == self.agent)
+        if self.kind:
+            conditions.append(findings.c.kind == self.kind)
+        if self.rule_id:
+            conditions.append(findings.c.rule_id == self.rule_id)
+        if self.since:
+            conditions.append(findings.c.created_at >= self.since)
+        if self.until:
+            conditions.append(findings.c.created_at < self.until)
+        return conditions
+
+
 def list_findings(
     connection: Connection,
     *,
     project_id: int,
-    agent: str | None = None,
-    kind: str | None = None,
-    rule_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    where: FindingFilter,
     limit: int = 100,
 ) -> list[FindingRead]:
+    """Newest first."""
     query = (
         select(findings, traces.c.trace_id)
         .join(traces, traces.c.id == findings.c.trace_rowid)
-        .where(*_filters(project_id, agent, kind, rule_id, since, until))
+        .where(*where.conditions(project_id))
         .order_by(findings.c.created_at.desc(), findings.c.id.desc())
         .limit(limit)
     )
@@ -101,44 +123,15 @@ def list_findings(
 
 
 def finding_count_by_agent_and_kind(
-    connection: Connection,
-    *,
-    project_id: int,
-    agent: str | None = None,
-    kind: str | None = None,
-    rule_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    connection: Connection, *, project_id: int, where: FindingFilter
 ) -> list[FindingCount]:
     query = (
         select(findings.c.agent_name, findings.c.kind, func.count().label("count"))
-        .where(*_filters(project_id, agent, kind, rule_id, since, until))
+        .where(*where.conditions(project_id))
         .group_by(findings.c.agent_name, findings.c.kind)
         .order_by(findings.c.agent_name, findings.c.kind)
     )
-    return [FindingCount(r.agent_name, r.kind, r.count) for r in connection.execute(query)]
-
-
-def _filters(
-    project_id: int,
-    agent: str | None,
-    kind: str | None,
-    rule_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[object]:
-    conditions: list[object] = [findings.c.project_id == project_id]
-    if agent:
-        conditions.append(findings.c.agent_name == agent)
-    if kind:
-        conditions.append(findings.c.kind == kind)
-    if rule_id:
-        conditions.append(findings.c.rule_id == rule_id)
-    if since:
-        conditions.append(findings.c.created_at >= since)
-    if until:
-        conditions.append(findings.c.created_at < until)
-    return conditions
+    return [FindingCount(r.agent_name, r.kind, r[2]) for r in connection.execute(query)]
 
 
 def _read(row: object) -> FindingRead:

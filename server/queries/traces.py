@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, select, tuple_
 
 from pathwatch.server.errors import InvalidRequestError
 from pathwatch.server.models import findings, spans, traces
+from pathwatch.server.steps import WRAPPER_TYPES
 
 MAX_PAGE_SIZE = 500
 
@@ -71,8 +72,6 @@ class TraceDetail:
 
     @property
     def path(self) -> list[str]:
-        from pathwatch.collector.normalise import WRAPPER_TYPES
-
         return [s.step_label for s in self.spans if s.step_type not in WRAPPER_TYPES]
 
 

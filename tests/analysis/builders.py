@@ -8,13 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pathwatch.server.analysis.records import (
-    StepRecord,
-    TraceRecord,
-    trace_record,
-    traces_from_spans,
-)
+from pathwatch.server.analysis.records import StepRecord, TraceRecord, trace_record
 from pathwatch.server.check import read_spans
+from pathwatch.server.offline import traces_from_spans
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 ROOT_ID = "0000000000000001"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathwatch.collector.decode import SpanRecord
 from pathwatch.server.analysis.analyse import analyse_trace
-from pathwatch.server.analysis.records import traces_from_spans
+from pathwatch.server.offline import traces_from_spans
 
 TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 ROOT = bytes.fromhex("00f067aa0ba902b7")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from pathwatch.collector.decode import SpanRecord
-from pathwatch.collector.normalise import WRAPPER_TYPES, normalise_span, parse_json_value
+from pathwatch.collector.normalise import normalise_span
+from pathwatch.server.steps import WRAPPER_TYPES, parse_json_value
 
 BASE_SPAN = SpanRecord(
     trace_id=b"\x01" * 16,
