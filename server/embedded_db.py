@@ -9,6 +9,7 @@ start-up stops with an error that names the folder and the way out.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -35,13 +36,14 @@ class EmbeddedDatabase:
     socket_dir: Path
     bin_dir: Path
     run_as: str | None
+    port: int
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@/{DB_NAME}?host={self.socket_dir}"
+        return self.admin_url(DB_NAME)
 
     def admin_url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@/{database}?host={self.socket_dir}"
+        return f"postgresql+psycopg://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: open sessions are ended, data is kept)."""
@@ -101,9 +103,11 @@ def start_embedded_database(data_dir: Path, *, port: int = 5432) -> EmbeddedData
             run_as=run_as,
         )
     database = EmbeddedDatabase(
-        pgdata=pgdata, socket_dir=socket_dir, bin_dir=bin_dir, run_as=run_as
+        pgdata=pgdata, socket_dir=socket_dir, bin_dir=bin_dir, run_as=run_as, port=port
     )
     if _is_running(database):
+        running_port = _running_port(pgdata)
+        database = dataclasses.replace(database, port=running_port or port)
         logger.info("reusing the PostgreSQL already running on %s", pgdata)
     else:
         options = f"-c listen_addresses='' -k {socket_dir} -p {port} -c synchronous_commit=on"
@@ -132,6 +136,8 @@ def _ensure_database(database: EmbeddedDatabase) -> None:
         str(database.bin_dir / "psql"),
         "-h",
         str(database.socket_dir),
+        "-p",
+        str(database.port),
         "-U",
         "postgres",
         "-d",
@@ -142,6 +148,15 @@ def _ensure_database(database: EmbeddedDatabase) -> None:
     found = _run([*psql, exists], run_as=database.run_as)
     if found.strip() != "1":
         _run([*psql, f"CREATE DATABASE {DB_NAME}"], run_as=database.run_as)
+
+
+def _running_port(pgdata: Path) -> int | None:
+    """The port in postmaster.pid (its fourth line), for a server started earlier."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        return int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _is_running(database: EmbeddedDatabase) -> bool:
