@@ -16,8 +16,13 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from tests.conftest import FIXTURES, PostgresForTests, RunningServer
-from tests.e2e.ingest_support import assert_whole_trace, module_server, steps_by_name
+from tests.conftest import FIXTURES, PostgresForTests, RunningServer, wait_for
+from tests.e2e.ingest_support import (
+    assert_whole_trace,
+    fetch_trace,
+    module_server,
+    steps_by_name,
+)
 
 CLIENTS = FIXTURES / "clients"
 CAPTURES = json.loads((CLIENTS / "index.json").read_text())
@@ -126,3 +131,22 @@ def test_captured_export_steps_are_typed_by_convention(
     searches = [t for t in tools if t["tool_name"] == "search_docs"]
     assert len({json.dumps(t["tool_arguments"], sort_keys=True) for t in searches}) == 1
     assert len({t["tool_result"] for t in searches}) == 1
+
+
+def test_every_captured_client_run_gets_exactly_one_loop_on_search_docs(
+    shared_server: RunningServer,
+) -> None:
+    for capture in CAPTURES:
+        replay(shared_server, capture)
+
+    def analysed() -> list[dict[str, Any]]:
+        details = [fetch_trace(shared_server, c["trace_id"]) for c in CAPTURES]
+        done = [d for d in details if d is not None and d["findings"]]
+        return done if len(done) == len(CAPTURES) else []
+
+    details = wait_for(analysed, timeout=60, message="every captured run analysed")
+
+    for detail in details:
+        labels = {s["span_id"]: s["label"] for s in detail["steps"]}
+        assert [f["kind"] for f in detail["findings"]] == ["loop"], detail["trace"]["trace_id"]
+        assert {labels[i] for i in detail["findings"][0]["span_ids"]} == {"tool:search_docs"}
