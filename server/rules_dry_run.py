@@ -16,10 +16,12 @@ DRY_RUN_MAX_TRACES = 500
 
 @dataclass(frozen=True)
 class DryRunTrace:
-    """One checked trace and the findings its rules would raise (built-ins left out)."""
+    """One checked trace and the findings its rules would raise (built-ins left out);
+    `step_labels` names the steps those findings are pinned on, by span id."""
 
     trace_id: str
     findings: list[Finding]
+    step_labels: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -50,5 +52,7 @@ def dry_run_rules(
     for claimed in recent:
         record = records[claimed.trace_id.hex()]
         found = [f for f in analyse_trace(record, rules=rules) if f.rule_id is not None]
-        checked.append(DryRunTrace(trace_id=record.trace_id, findings=found))
+        pinned = {span_id for f in found for span_id in f.span_ids}
+        labels = {s.span_id: s.label for s in record.steps if s.span_id in pinned}
+        checked.append(DryRunTrace(trace_id=record.trace_id, findings=found, step_labels=labels))
     return DryRun(agent_name=agent, traces=checked)

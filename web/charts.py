@@ -7,12 +7,12 @@ before it goes into a figure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pathwatch.server.queries.traces import SpanDetail
-from pathwatch.web.views import format_duration
+from pathwatch.web.views import FindingView, format_duration, worst_severity
 
 STEP_COLORS = {
     "agent": "#6b7280",
@@ -28,6 +28,9 @@ STEP_COLORS = {
 OTHER_COLOR = "#a8a29e"
 ERROR_COLOR = "#dc2626"
 ORPHAN_COLOR = "#b91c1c"
+SEVERITY_COLORS = {"error": "#dc2626", "warning": "#d97706", "info": "#2563eb"}
+FINDINGS_TRACE_NAME = "findings"
+MAX_HOVER_FINDINGS = 5
 ROW_HEIGHT_PX = 26
 MARGIN_HEIGHT_PX = 110
 MAX_TICK_CHARS = 48
@@ -122,17 +125,26 @@ def _hover_text(span: SpanDetail) -> str:
     return "<br>".join(lines)
 
 
-def waterfall_figure(spans: Sequence[SpanDetail]) -> dict[str, Any]:
+def waterfall_figure(
+    spans: Sequence[SpanDetail],
+    *,
+    findings_by_span: Mapping[str, Sequence[FindingView]] | None = None,
+) -> dict[str, Any]:
     """The step timeline of one trace: a horizontal bar per span, nested by depth,
-    colored by step type, errors outlined, orphans (parent never arrived) marked.
+    colored by step type, errors outlined, orphans (parent never arrived) marked, and a
+    diamond at the end of each bar a finding is pinned on, colored by its worst severity.
 
-    Each bar carries its span id in `customdata`, for the page to show the step on click.
+    Each bar and marker carries its span id in `customdata`, for the page to show the
+    step on click.
     """
     bars = step_bars(spans)
     data = [_bar_trace(step_type, group) for step_type, group in _by_type(bars).items()]
     orphans = [bar for bar in bars if bar.is_orphan]
     if orphans:
         data.append(_orphan_trace(orphans))
+    pinned = [bar for bar in bars if (findings_by_span or {}).get(bar.span_id)]
+    if pinned:
+        data.append(_findings_trace(pinned, findings_by_span or {}))
     return {"data": data, "layout": _waterfall_layout(bars)}
 
 
@@ -179,6 +191,38 @@ def _orphan_trace(orphans: list[StepBar]) -> dict[str, Any]:
         "hoverinfo": "text",
         "marker": {"symbol": "triangle-right", "size": 12, "color": ORPHAN_COLOR},
     }
+
+
+def _findings_trace(
+    pinned: list[StepBar], findings_by_span: Mapping[str, Sequence[FindingView]]
+) -> dict[str, Any]:
+    severities = [worst_severity(findings_by_span[bar.span_id]) or "info" for bar in pinned]
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": FINDINGS_TRACE_NAME,
+        "y": [bar.row for bar in pinned],
+        "x": [bar.offset_ms + bar.width_ms for bar in pinned],
+        "customdata": [bar.span_id for bar in pinned],
+        "hovertext": [_findings_hover(findings_by_span[bar.span_id]) for bar in pinned],
+        "hoverinfo": "text",
+        "marker": {
+            "symbol": "diamond",
+            "size": 13,
+            "color": [SEVERITY_COLORS.get(s, OTHER_COLOR) for s in severities],
+            "line": {"color": "#111827", "width": 1},
+        },
+    }
+
+
+def _findings_hover(findings: Sequence[FindingView]) -> str:
+    lines = [
+        plotly_text(f"{f.severity} {f.kind}{f' ({f.rule})' if f.rule else ''}: {f.message}")
+        for f in findings[:MAX_HOVER_FINDINGS]
+    ]
+    if len(findings) > MAX_HOVER_FINDINGS:
+        lines.append(f"… and {len(findings) - MAX_HOVER_FINDINGS} more")
+    return "<br>".join(lines)
 
 
 def _waterfall_layout(bars: list[StepBar]) -> dict[str, Any]:

@@ -29,6 +29,8 @@ class TraceFilters:
     last: str = ""
     start_from: str = ""
     start_to: str = ""
+    finding: str = ""
+    rule: str = ""
     cursor: str = ""
 
     def query(self, **changes: str) -> str:
@@ -40,7 +42,8 @@ class TraceFilters:
 
     @property
     def is_filtered(self) -> bool:
-        return any((self.agent, self.status, self.last, self.start_from, self.start_to))
+        chosen = (self.agent, self.status, self.last, self.start_from, self.start_to)
+        return any((*chosen, self.finding, self.rule))
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class TraceQuery:
     status: str | None
     start_from: datetime | None
     start_to: datetime | None
+    finding_kind: str | None
+    rule_id: str | None
     cursor: str | None
 
 
@@ -69,6 +74,8 @@ def parse_filters(filters: TraceFilters, *, now: datetime) -> TraceQuery:
         status=filters.status or None,
         start_from=start_from,
         start_to=_parse_time(filters.start_to, field="to"),
+        finding_kind=filters.finding or None,
+        rule_id=filters.rule or None,
         cursor=filters.cursor or None,
     )
 

@@ -1,101 +1,68 @@
-"""Dashboard routes: the traces list, one trace, a step's details, and the static files."""
+"""Dashboard routes: the traces list, one trace, a step's details, static files, error pages."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import jinja2
-import plotly
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pathwatch.server.errors import InvalidRequestError
 from pathwatch.server.models import TRACE_STATUSES
+from pathwatch.server.queries import dashboard as dashboard_queries
+from pathwatch.server.queries import findings as finding_queries
 from pathwatch.server.queries import traces as trace_queries
 from pathwatch.web import charts, views
+from pathwatch.web import rules as rules_pages
 from pathwatch.web.filters import LAST_WINDOWS, FilterError, TraceFilters, parse_filters
+from pathwatch.web.pages import PLOTLY_JS, PLOTLY_JS_URL, WEB_DIR, error_page, render_page
 
-WEB_DIR = Path(__file__).parent
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-PLOTLY_JS_URL = f"/static/plotly-{plotly.__version__}.min.js"
 PAGE_SIZE = 50
-
-
-def _plotly_style_ids() -> tuple[str, ...]:
-    """Ids of the <style> elements plotly.js injects at load unless the page has them.
-
-    The bundle adds MapLibre's CSS inline, which our style-src refuses (and a console
-    error follows). An element with the same id in the page makes plotly.js skip it;
-    the dashboard draws no maps.
-    """
-    bundle = PLOTLY_JS.read_text(encoding="utf-8", errors="replace")
-    return tuple(sorted(set(re.findall(r'getElementById\("([0-9a-f]{64})"\)', bundle))))
-
-
-# Scripts only from our own origin: no inline script, no eval. Plotly adds its rules
-# through an empty <style> element and the CSSOM; the hash admits that empty element
-# (sha256 of "") and nothing else, so no inline style text can apply.
-EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        f"style-src 'self' {EMPTY_STYLE_HASH}",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
-
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-)
-templates.env.globals["plotly_js_url"] = PLOTLY_JS_URL
-templates.env.globals["plotly_style_ids"] = _plotly_style_ids()
-templates.env.filters["duration"] = views.format_duration
-templates.env.filters["time"] = views.format_time
+SPAN_ID_PATTERN = re.compile(r"[0-9a-fA-F]{16}")
+# Paths that answer machines: errors there stay JSON (or plain), as the API documents.
+NON_PAGE_PREFIXES = ("/api/", "/v1/", "/static/", "/healthz")
 
 router = APIRouter(include_in_schema=False)
 
 
 def mount_dashboard(app: FastAPI) -> None:
-    """Mount the dashboard's pages and static files on `app`."""
+    """Mount the dashboard's pages, static files and HTML error pages on `app`."""
     app.include_router(router)
+    app.include_router(rules_pages.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
 
-def _page(
-    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
-) -> HTMLResponse:
-    return templates.TemplateResponse(
-        request,
-        template,
-        context,
-        status_code=status_code,
-        headers=SECURITY_HEADERS,
+def _is_page(request: Request) -> bool:
+    return not request.url.path.startswith(NON_PAGE_PREFIXES)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    if not _is_page(request):
+        return await http_exception_handler(request, error)
+    message = "No page at this address." if error.status_code == 404 else str(error.detail)
+    return error_page(request, message, status_code=error.status_code)
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    if not _is_page(request):
+        return await request_validation_exception_handler(request, error)
+    fields = ", ".join(str(problem["loc"][-1]) for problem in error.errors())
+    return error_page(
+        request, f"This address has a value the page cannot use: {fields}.", status_code=422
     )
-
-
-def _not_found(request: Request, message: str) -> HTMLResponse:
-    return _page(request, "error.html", {"message": message}, status_code=404)
 
 
 @router.get(PLOTLY_JS_URL)
@@ -117,6 +84,8 @@ def traces_page(
     last: str = "",
     start_from: str = Query("", alias="from"),
     start_to: str = Query("", alias="to"),
+    finding: str = "",
+    rule: str = "",
     cursor: str = "",
 ) -> HTMLResponse:
     filters = TraceFilters(
@@ -125,17 +94,23 @@ def traces_page(
         last=last,
         start_from=start_from,
         start_to=start_to,
+        finding=finding,
+        rule=rule,
         cursor=cursor,
     )
     context: dict[str, Any] = {
         "filters": filters,
         "statuses": TRACE_STATUSES,
         "windows": tuple(LAST_WINDOWS),
+        "kind_counts": [],
+        "kinds_by_trace": {},
     }
-    engine = request.app.state.engine
     project_id = request.app.state.project_id
-    with engine.connect() as connection:
+    with request.app.state.engine.connect() as connection:
         context["agents"] = trace_queries.list_agents(connection, project_id=project_id)
+        context["rule_ids"] = dashboard_queries.rule_ids_in_findings(
+            connection, project_id=project_id
+        )
         try:
             query = parse_filters(filters, now=datetime.now(tz=UTC))
             page = trace_queries.list_traces(
@@ -143,44 +118,90 @@ def traces_page(
             )
         except (FilterError, InvalidRequestError) as error:
             context.update(error=str(error), traces=[], next_cursor=None)
-            return _page(request, "traces.html", context, status_code=422)
+            return render_page(request, "traces.html", context, status_code=422)
+        context.update(_finding_context(connection, project_id, query, page.traces))
     context.update(error=None, traces=page.traces, next_cursor=page.next_cursor)
-    return _page(request, "traces.html", context)
+    return render_page(request, "traces.html", context)
 
 
-def _load_trace(request: Request, trace_id: str) -> trace_queries.TraceDetail | None:
+def _finding_context(
+    connection: Any, project_id: int, query: Any, listed: list[trace_queries.TraceSummary]
+) -> dict[str, Any]:
+    """Counts per finding kind for the filters, and each listed trace's kinds."""
+    counts = dashboard_queries.finding_count_by_kind(
+        connection,
+        project_id=project_id,
+        agent=query.agent,
+        status=query.status,
+        start_from=query.start_from,
+        start_to=query.start_to,
+        rule_id=query.rule_id,
+    )
+    with_findings = [t.trace_id for t in listed if t.finding_count]
+    kinds = dashboard_queries.finding_kinds_by_trace(
+        connection, project_id=project_id, trace_ids=with_findings
+    )
+    return {
+        "kind_counts": counts,
+        "kinds_by_trace": {trace_id: views.kinds_text(k) for trace_id, k in kinds.items()},
+    }
+
+
+def _trace_key(trace_id: str) -> bytes | None:
     try:
-        key = trace_queries.parse_trace_id(trace_id)
+        return trace_queries.parse_trace_id(trace_id)
     except InvalidRequestError:
         return None
-    with request.app.state.engine.connect() as connection:
-        return trace_queries.get_trace(
-            connection, project_id=request.app.state.project_id, trace_id=key
-        )
 
 
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
 def trace_page(request: Request, trace_id: str, step: str = "") -> HTMLResponse:
-    detail = _load_trace(request, trace_id)
+    key = _trace_key(trace_id)
+    if key is None:
+        return error_page(request, "A trace id is 32 hex characters.", status_code=422)
+    project_id = request.app.state.project_id
+    with request.app.state.engine.connect() as connection:
+        detail = trace_queries.get_trace(connection, project_id=project_id, trace_id=key)
+        found = finding_queries.findings_for_trace(connection, project_id=project_id, trace_id=key)
     if detail is None:
-        return _not_found(request, "No trace with this id in this project.")
+        return error_page(request, "No trace with this id in this project.", status_code=404)
 
+    labels = {span.span_id: span.step_label for span in detail.spans}
+    finding_list = [views.finding_view(f, labels=labels) for f in found]
+    by_step = views.findings_by_step(finding_list)
     selected = next((s for s in detail.spans if s.span_id == step.lower()), None)
     context = {
         "trace": detail.summary,
         "spans": detail.spans,
         "path": detail.path,
-        "figure": charts.waterfall_figure(detail.spans),
+        "findings": finding_list,
+        "findings_by_step": by_step,
+        "figure": charts.waterfall_figure(detail.spans, findings_by_span=by_step),
         "step": views.step_view(selected) if selected else None,
+        "step_findings": by_step.get(selected.span_id, []) if selected else [],
     }
-    return _page(request, "trace.html", context)
+    return render_page(request, "trace.html", context)
 
 
 @router.get("/traces/{trace_id}/steps/{span_id}", response_class=HTMLResponse)
 def step_fragment(request: Request, trace_id: str, span_id: str) -> HTMLResponse:
-    """The step panel alone, for the trace page to swap in when a step is clicked."""
-    detail = _load_trace(request, trace_id)
-    span = next((s for s in detail.spans if s.span_id == span_id.lower()), None) if detail else None
+    """The step panel alone, for the trace page to swap in when a step is clicked; reads
+    the one span and the trace's findings, not the whole trace."""
+    key = _trace_key(trace_id)
+    if key is None or not SPAN_ID_PATTERN.fullmatch(span_id):
+        return error_page(
+            request, "A trace id is 32 and a span id 16 hex characters.", status_code=422
+        )
+    project_id = request.app.state.project_id
+    with request.app.state.engine.connect() as connection:
+        span = dashboard_queries.get_span(
+            connection, project_id=project_id, trace_id=key, span_id=bytes.fromhex(span_id)
+        )
+        found = finding_queries.findings_for_trace(connection, project_id=project_id, trace_id=key)
     if span is None:
-        return _not_found(request, "No step with this id in this trace.")
-    return _page(request, "step.html", {"step": views.step_view(span)})
+        return error_page(request, "No step with this id in this trace.", status_code=404)
+
+    labels = {span.span_id: span.step_label}
+    pinned = [views.finding_view(f, labels=labels) for f in found if span.span_id in f.span_ids]
+    context = {"step": views.step_view(span), "step_findings": pinned}
+    return render_page(request, "step.html", context)

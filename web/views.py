@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pathwatch.server.queries.traces import SpanDetail
 
+SEVERITY_ORDER = ("error", "warning", "info")
+MAX_LISTED_STEPS = 3
 STATUS_CODE_NAMES = {0: "unset", 1: "ok", 2: "error"}  # trace.proto Status.StatusCode
 # trace.proto Span.SpanKind
 SPAN_KIND_NAMES = {
@@ -142,3 +144,80 @@ def _event_view(event: dict[str, Any]) -> EventView:
         at=format_time_ns(time_ns) if isinstance(time_ns, int) else "—",
         attributes=fields(attributes) if isinstance(attributes, dict) else [],
     )
+
+
+class FindingLike(Protocol):
+    """A stored finding (queries) or a dry run's (analysis): the fields both carry."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def rule_id(self) -> str | None: ...
+    @property
+    def rule_version(self) -> int | None: ...
+    @property
+    def span_ids(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class FindingView:
+    """One finding as the pages show it; `steps` are the labels of its pinned steps that
+    are in the trace, `first_span_id` the step a click on it selects."""
+
+    kind: str
+    severity: str
+    rule: str | None
+    message: str
+    span_ids: tuple[str, ...]
+    first_span_id: str | None
+    steps: tuple[str, ...]
+
+    @property
+    def steps_text(self) -> str:
+        """The pinned steps in a line: all of up to three, else the first and a count."""
+        if len(self.steps) <= MAX_LISTED_STEPS:
+            return " → ".join(self.steps)
+        return f"{self.steps[0]} … ({len(self.steps)} steps)"
+
+
+def finding_view(finding: FindingLike, *, labels: Mapping[str, str]) -> FindingView:
+    """`labels` maps span ids (hex) to step labels; pinned ids not in it are left out of
+    `steps` and never chosen as `first_span_id`."""
+    present = [span_id for span_id in finding.span_ids if span_id in labels]
+    rule = None
+    if finding.rule_id is not None:
+        version = f" v{finding.rule_version}" if finding.rule_version is not None else ""
+        rule = finding.rule_id + version
+    return FindingView(
+        kind=finding.kind,
+        severity=finding.severity,
+        rule=rule,
+        message=finding.message,
+        span_ids=tuple(present),
+        first_span_id=present[0] if present else None,
+        steps=tuple(labels[span_id] for span_id in present),
+    )
+
+
+def findings_by_step(findings: Sequence[FindingView]) -> dict[str, list[FindingView]]:
+    """The findings pinned on each step, in the order given; a finding pinned twice on one
+    step is listed once for it."""
+    by_step: dict[str, list[FindingView]] = {}
+    for finding in findings:
+        for span_id in dict.fromkeys(finding.span_ids):
+            by_step.setdefault(span_id, []).append(finding)
+    return by_step
+
+
+def worst_severity(findings: Sequence[FindingView]) -> str | None:
+    ranks = [SEVERITY_ORDER.index(f.severity) for f in findings if f.severity in SEVERITY_ORDER]
+    return SEVERITY_ORDER[min(ranks)] if ranks else None
+
+
+def kinds_text(kinds: Mapping[str, int]) -> str:
+    """Finding counts by kind as one short line: `loop (2), stall`."""
+    return ", ".join(f"{kind} ({count})" if count > 1 else kind for kind, count in kinds.items())

@@ -1,4 +1,5 @@
-// The trace page: draws the waterfall from its JSON data block and shows a step on click.
+// The trace page: draws the waterfall from its JSON data block and shows a step on click
+// (of a bar, a finding marker, a step in the list or a finding).
 // Step panels come from the server already escaped; nothing from a span is put into
 // HTML here.
 (function () {
@@ -72,14 +73,21 @@
     }
   });
 
-  if (stepList) {
-    stepList.addEventListener("click", function (event) {
+  // The step list and the findings table: a link to a step shows it in place.
+  [stepList, document.getElementById("finding-list")].forEach(function (list) {
+    if (!list) {
+      return;
+    }
+    list.addEventListener("click", function (event) {
       var link = event.target.closest("a[data-span-id]");
       if (!link) {
         return;
       }
       event.preventDefault();
       showStep(link.getAttribute("data-span-id"));
+      if (list !== stepList) {
+        detail.scrollIntoView({ block: "nearest" });
+      }
     });
-  }
+  });
 })();
