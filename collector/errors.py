@@ -53,3 +53,9 @@ class StorageUnavailableError(IngestError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
     retryable = True
+
+
+class OverloadedError(IngestError):
+    http_status = 429
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    retryable = True

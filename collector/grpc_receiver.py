@@ -48,7 +48,12 @@ def start_grpc_server(receiver: Receiver, *, host: str, port: int) -> grpc.Serve
         ("grpc.max_receive_message_length", receiver.limits.max_body_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        options=options,
+        # Past this many calls gRPC itself answers RESOURCE_EXHAUSTED.
+        maximum_concurrent_rpcs=receiver.limits.max_concurrent_requests,
+    )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         TraceService(receiver), server
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request, Response
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from pathwatch.collector.errors import BodyTooLargeError, IngestError
+from pathwatch.collector.errors import BodyTooLargeError, IngestError, OverloadedError
 from pathwatch.collector.limits import IngestLimits
 from pathwatch.collector.receive import (
     JSON,
@@ -26,6 +28,27 @@ from pathwatch.collector.write import RETRY_AFTER_SECONDS
 router = APIRouter()
 
 
+class InflightGate:
+    """Counts exports in flight on one event loop; `enter` refuses past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.inflight = 0
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[None]:
+        if self.inflight >= self.limit:
+            raise OverloadedError(
+                "overloaded",
+                f"{self.inflight} exports are in flight, the limit is {self.limit}; retry later",
+            )
+        self.inflight += 1
+        try:
+            yield
+        finally:
+            self.inflight -= 1
+
+
 @dataclass(frozen=True)
 class Receiver:
     """What the OTLP handlers need, set on `app.state.receiver` at start-up."""
@@ -33,6 +56,10 @@ class Receiver:
     pool: ConnectionPool
     limits: IngestLimits
     project_id: int
+    gate: InflightGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gate", InflightGate(self.limits.max_concurrent_requests))
 
 
 @router.post("/v1/traces", include_in_schema=True, tags=["otlp"])
@@ -42,11 +69,12 @@ async def post_traces(request: Request) -> Response:
     encoding = JSON
     try:
         encoding = media_type(request.headers.get("content-type"))
-        body = await _read_body(request, receiver.limits)
-        decoded = await run_in_threadpool(decode_body, body, encoding, receiver.limits)
-        result = await run_in_threadpool(
-            export_spans, decoded, pool=receiver.pool, project_id=receiver.project_id
-        )
+        with receiver.gate.enter():
+            body = await _read_body(request, receiver.limits)
+            decoded = await run_in_threadpool(decode_body, body, encoding, receiver.limits)
+            result = await run_in_threadpool(
+                export_spans, decoded, pool=receiver.pool, project_id=receiver.project_id
+            )
     except IngestError as error:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retryable else {}
         if isinstance(error, BodyTooLargeError):

@@ -24,6 +24,9 @@ class IngestLimits:
     max_attribute_depth: int = 24
     max_events_per_span: int = 1_024
     max_links_per_span: int = 1_024
+    # Exports being read, decoded or written at once; more get 429 with Retry-After, so
+    # that bodies waiting for the database cannot pile up in memory.
+    max_concurrent_requests: int = 64
 
     @classmethod
     def from_environment(cls) -> IngestLimits:
