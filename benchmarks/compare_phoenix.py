@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -64,6 +65,9 @@ def run_load(
 ) -> dict[str, Any]:
     """Run otlp_load.py to the end while sampling the server; its JSON plus our samples."""
     result_path = log.with_suffix(".json")
+    children_cpu = _children_cpu_seconds()
+    machine_busy = ingest.machine_busy_seconds()
+    started = time.perf_counter()
     with (
         ingest.Sampler(server_pid, database_pid, 0.1) as sampler,
         log.open("w") as output,
@@ -75,10 +79,14 @@ def run_load(
             check=False,
             timeout=command_timeout(command),
         )
+    machine_busy = ingest.machine_busy_seconds() - machine_busy
+    children_cpu = _children_cpu_seconds() - children_cpu
     if finished.returncode != 0 or not result_path.exists():
         raise RuntimeError(f"otlp_load.py failed ({finished.returncode}); see {log}")
     result = json.loads(result_path.read_text())
     spans = max(1, result["send"]["accepted_spans"])
+    ours = children_cpu + sampler.server.cpu_seconds() + sampler.database.cpu_seconds()
+    wall = time.perf_counter() - started
     return {
         "accepted_spans": result["send"]["accepted_spans"],
         "final_statuses": result["send"]["final_statuses"],
@@ -90,8 +98,16 @@ def run_load(
         "database_peak_pss_mb": round(sampler.database.peak_pss_bytes / 1e6, 1),
         "server_cpu_ms_per_span": round(sampler.server.cpu_seconds() * 1e3 / spans, 3),
         "database_cpu_ms_per_span": round(sampler.database.cpu_seconds() * 1e3 / spans, 3),
+        "load_cpu_ms_per_span": round(children_cpu * 1e3 / spans, 3),
+        "other_cpu_share": ingest.other_cpu_share(machine_busy, ours, wall),
         "log": str(log),
     }
+
+
+def _children_cpu_seconds() -> float:
+    """CPU time of our finished children: otlp_load.py and its count commands."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def command_timeout(command: list[str]) -> float:
@@ -262,6 +278,8 @@ ROWS = (
     ("database_peak_pss_mb", "peak PSS of PostgreSQL (MB)", 0),
     ("server_cpu_ms_per_span", "server CPU per span (ms)", 3),
     ("database_cpu_ms_per_span", "PostgreSQL CPU per span (ms)", 3),
+    ("load_cpu_ms_per_span", "otlp_load.py CPU per span (ms)", 3),
+    ("other_cpu_share", "share of all cores used by other processes", 3),
     ("list_p50_ms", "list 50 most recent traces, p50 (ms)", 1),
 )
 

@@ -156,6 +156,17 @@ def _memory_bytes(pid: int, *, proportional: bool) -> int:
         return 0
 
 
+def machine_busy_seconds() -> float:
+    """CPU time spent busy by all cores since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
+
+
+def other_cpu_share(machine_busy: float, ours: float, wall_seconds: float) -> float:
+    """Share of all cores used by processes outside the benchmark (other users' work)."""
+    return round(max(0.0, machine_busy - ours) / (wall_seconds * (os.cpu_count() or 1)), 3)
+
+
 @dataclass
 class TreeUsage:
     """Peak memory and CPU time of a process tree, sampled from /proc."""
@@ -363,6 +374,8 @@ def run_pathwatch(
             py_spy(process.pid, profile),
             Sampler(process.pid, postgres.postmaster_pid, args.sample_interval) as sampler,
         ):
+            client_cpu = time.process_time()
+            machine_busy = machine_busy_seconds()
             sent = generator.send_all(
                 endpoint, payloads, args.concurrency, {}, args.retries, args.max_seconds,
                 60.0, args.max_seconds, 2.0,
@@ -373,7 +386,15 @@ def run_pathwatch(
                 interval=args.poll_interval,
                 timeout=args.wait_timeout,
             )
-    return pathwatch_figures(sent, ok=ok, t_done=t_done, sampler=sampler, profile=profile)
+            client_cpu = time.process_time() - client_cpu
+            machine_busy = machine_busy_seconds() - machine_busy
+    figures = pathwatch_figures(sent, ok=ok, t_done=t_done, sampler=sampler, profile=profile)
+    figures["sender_cpu_ms_per_span"] = round(client_cpu * 1e3 / sent.accepted_spans, 3)
+    ours = sampler.server.cpu_seconds() + sampler.database.cpu_seconds() + client_cpu
+    cores = os.cpu_count() or 1
+    figures["cpu_busy_share"] = round(ours / (figures["stored_seconds"] * cores), 3)
+    figures["other_cpu_share"] = other_cpu_share(machine_busy, ours, figures["stored_seconds"])
+    return figures
 
 
 def pathwatch_figures(
@@ -491,6 +512,9 @@ def run_raw(payloads: Any, postgres: Postgres, rep: int) -> dict[str, Any]:
     with psycopg.connect(url) as connection:
         connection.execute(_RAW_TABLE)  # type: ignore[arg-type]
         connection.commit()
+        database = TreeUsage()
+        database.sample(process_tree(postgres.postmaster_pid), with_pss=False)
+        client_cpu = time.thread_time()
         started = time.perf_counter()
         requests = [ExportTraceServiceRequest.FromString(body) for body in bodies]
         decoded = time.perf_counter()
@@ -505,6 +529,8 @@ def run_raw(payloads: Any, postgres: Postgres, rep: int) -> dict[str, Any]:
                     copy.write_row(row)
             connection.commit()
         copied = time.perf_counter()
+        client_cpu = time.thread_time() - client_cpu
+        database.sample(process_tree(postgres.postmaster_pid), with_pss=False)
     stored = count_rows(url, "raw_spans")
     return {
         "spans": stored,
@@ -512,6 +538,8 @@ def run_raw(payloads: Any, postgres: Postgres, rep: int) -> dict[str, Any]:
         "flatten_spans_per_s": round(spans / (flattened - decoded), 1),
         "copy_commit_spans_per_s": round(spans / (copied - flattened), 1),
         "raw_spans_per_s": round(spans / (copied - started), 1),
+        "client_cpu_ms_per_span": round(client_cpu * 1e3 / spans, 3),
+        "postgres_cpu_ms_per_span": round(database.cpu_seconds() * 1e3 / spans, 3),
     }
 
 
@@ -558,10 +586,15 @@ SUMMARY_ROWS = (
     ("pathwatch", "postgres_peak_rss_mb", "peak RSS sum, PostgreSQL (MB)"),
     ("pathwatch", "server_cpu_ms_per_span", "serve CPU per span (ms)"),
     ("pathwatch", "postgres_cpu_ms_per_span", "PostgreSQL CPU per span (ms)"),
+    ("pathwatch", "sender_cpu_ms_per_span", "load sender CPU per span (ms)"),
+    ("pathwatch", "cpu_busy_share", "share of all cores busy (serve+PG+sender)"),
+    ("pathwatch", "other_cpu_share", "share of all cores used by other processes"),
     ("raw", "decode_spans_per_s", "raw: protobuf decode spans/s"),
     ("raw", "flatten_spans_per_s", "raw: flatten to rows spans/s"),
     ("raw", "copy_commit_spans_per_s", "raw: COPY + commit spans/s"),
     ("raw", "raw_spans_per_s", "raw limit: decode+flatten+COPY spans/s"),
+    ("raw", "client_cpu_ms_per_span", "raw: client CPU per span (ms)"),
+    ("raw", "postgres_cpu_ms_per_span", "raw: PostgreSQL CPU per span (ms)"),
     ("ratio", "stored_over_raw", "Pathwatch stored / raw limit"),
 )
 
