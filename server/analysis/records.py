@@ -35,10 +35,10 @@ _ERROR_TEXT_PREFIXES = ("error:", "error -", "exception:")
 
 
 @dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One span as a step. `name` is the step's name (tool, model, agent); the span's own
-    name is `span_name`. Times are nanoseconds since the epoch; `end_time_ns` is None for a
-    step that started and has not ended."""
+class StepRecord(Step):
+    """One span as a step: the step's fields (`name` is the step's name: tool, model,
+    agent) and the span's own (`span_name`). Times are nanoseconds since the epoch;
+    `end_time_ns` is None for a step that started and has not ended."""
 
     span_id: str
     parent_span_id: str | None
@@ -49,22 +49,6 @@ class StepRecord:
     attributes: Mapping[str, Any]
     requested_tool_call_ids: tuple[str, ...]
     answered_tool_call_ids: tuple[str, ...]
-    type: str
-    label: str
-    name: str | None
-    tool_name: str | None
-    tool_call_id: str | None
-    tool_arguments: Any
-    tool_result: str | None
-    tool_definitions: Any
-    model: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    is_error: bool
-    token_logprobs: list[float] | None
-    agent_name: str | None
-    agent_version: str | None
-    service_name: str
 
     @property
     def is_wrapper(self) -> bool:
