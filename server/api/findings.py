@@ -8,31 +8,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from pathwatch.server.queries import findings as finding_queries
+from pathwatch.server.queries.findings import FindingCount, FindingRead
 
 router = APIRouter(prefix="/api/v1", tags=["findings"])
 
 
-class FindingRead(BaseModel):
-    trace_id: str
-    agent_name: str
-    kind: str
-    rule_id: str | None
-    rule_version: int | None
-    severity: str
-    message: str
-    span_ids: list[str]
-    created_at: datetime
-
-
-class FindingCountRead(BaseModel):
-    agent_name: str
-    kind: str
-    count: int
-
-
 class FindingListRead(BaseModel):
     findings: list[FindingRead]
-    counts: list[FindingCountRead]
+    counts: list[FindingCount]
 
 
 @router.get("/findings", response_model=FindingListRead)
@@ -57,6 +40,6 @@ def get_findings(
             connection, project_id=project_id, where=where
         )
     return FindingListRead(
-        findings=[FindingRead(**vars(f)) for f in listed],
-        counts=[FindingCountRead(**vars(c)) for c in counts],
+        findings=listed,
+        counts=counts,
     )

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from pathwatch.server.api.findings import FindingRead
 from pathwatch.server.errors import NotFoundError
 from pathwatch.server.queries import findings as finding_queries
 from pathwatch.server.queries import traces as trace_queries
+from pathwatch.server.queries.findings import FindingRead
 
 router = APIRouter(prefix="/api/v1", tags=["traces"])
 
@@ -131,7 +131,7 @@ def get_trace(request: Request, trace_id: str) -> TraceDetailRead:
         steps=[_step_read(s) for s in detail.spans],
         tree=step_tree(detail.spans),
         path=detail.path,
-        findings=[FindingRead(**vars(f)) for f in found],
+        findings=found,
     )
 
 
