@@ -179,6 +179,7 @@ def trace_page(request: Request, trace_id: str, step: str = "") -> HTMLResponse:
         "figure": charts.waterfall_figure(detail.spans, findings_by_span=by_step),
         "step": views.step_view(selected) if selected else None,
         "step_findings": by_step.get(selected.span_id, []) if selected else [],
+        "max_labelled_rows": charts.MAX_LABELLED_ROWS,
     }
     return render_page(request, "trace.html", context)
 

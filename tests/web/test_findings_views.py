@@ -166,3 +166,13 @@ class TestFindingFilters:
             ("rule", "r"),
             ("cursor", "c"),
         ]
+
+
+def test_waterfall_of_a_large_trace_draws_no_tick_labels() -> None:
+    spans = [make_span(index) for index in range(charts.MAX_LABELLED_ROWS + 1)]
+
+    axis = charts.waterfall_figure(spans)["layout"]["yaxis"]
+
+    assert axis["showticklabels"] is False
+    assert "ticktext" not in axis
+    assert "ticktext" in charts.waterfall_figure(spans[:-1])["layout"]["yaxis"]
