@@ -225,7 +225,21 @@ def _attributes(attributes: Any, limits: IngestLimits) -> dict[str, JsonValue]:
         raise _SpanOverBound(
             f"{len(attributes)} attributes; the limit is {limits.max_attributes_per_span}"
         )
-    return {_clean(kv.key): _value(kv.value, limits, 1) for kv in attributes}
+    result: dict[str, JsonValue] = {}
+    longest = limits.max_attribute_value_bytes
+    for kv in attributes:
+        key, value = kv.key, kv.value
+        if NUL in key:
+            key = key.replace(NUL, NUL_REPLACEMENT)
+        # Most values are short strings: read them here rather than through _value.
+        if (
+            value.WhichOneof("value") == "string_value"
+            and len(text := value.string_value) <= longest
+        ):
+            result[key] = text.replace(NUL, NUL_REPLACEMENT) if NUL in text else text
+        else:
+            result[key] = _value(value, limits, 1)
+    return result
 
 
 def _value(value: AnyValue, limits: IngestLimits, depth: int) -> JsonValue:  # noqa: C901

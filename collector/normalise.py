@@ -54,6 +54,7 @@ LLM_REQUEST_TYPES = {"chat": "llm", "completion": "llm", "embedding": "embedding
 # OpenInference kinds for roles no GenAI operation names: on a span that also says
 # execute_tool or chat they are the more specific description (DESIGN: most specific wins).
 OPENINFERENCE_SPECIFIC_KINDS = frozenset({"GUARDRAIL", "EVALUATOR", "RERANKER"})
+_FIRST_OPENINFERENCE_TOOL = "llm.tools.0.tool.json_schema"
 _OPENINFERENCE_TOOL_SCHEMA = re.compile(r"^llm\.tools\.(\d+)\.tool\.json_schema$")
 
 
@@ -72,7 +73,9 @@ def normalise_span(span: SpanRecord) -> Step:
         tool_call_id=_text(attributes, cv.GEN_AI_TOOL_CALL_ID, cv.TOOL_CALL_ID),
         tool_arguments=tool_arguments(attributes) if step_type == "tool" else None,
         tool_result=tool_result(attributes) if step_type == "tool" else None,
-        tool_definitions=_tool_definitions(attributes),
+        tool_definitions=(
+            _tool_definitions(attributes) if step_type in ("llm", "tool", "agent") else None
+        ),
         model=model if step_type in ("llm", "embedding") else None,
         input_tokens=_integer(
             attributes,
@@ -198,13 +201,14 @@ def _tool_definitions(attributes: dict[str, Any]) -> Any:
     for key in (cv.GEN_AI_TOOL_DEFINITIONS, cv.LLM_TOOLS, cv.TOOL_JSON_SCHEMA):
         if key in attributes:
             return parse_json_value(attributes[key])
-    flattened = sorted(
-        (int(match.group(1)), value)
-        for key, value in attributes.items()
-        if (match := _OPENINFERENCE_TOOL_SCHEMA.match(key))
-    )
-    if flattened:
-        return [parse_json_value(value) for _index, value in flattened]
+    if _FIRST_OPENINFERENCE_TOOL in attributes:
+        flattened = sorted(
+            (int(match.group(1)), value)
+            for key, value in attributes.items()
+            if (match := _OPENINFERENCE_TOOL_SCHEMA.match(key))
+        )
+        if flattened:
+            return [parse_json_value(value) for _index, value in flattened]
     if cv.TOOL_PARAMETERS in attributes and _text(attributes, cv.TOOL_NAME):
         parameters = parse_json_value(attributes[cv.TOOL_PARAMETERS])
         return [{"name": attributes[cv.TOOL_NAME], "parameters": parameters}]

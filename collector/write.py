@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import orjson
 import psycopg
@@ -142,7 +143,7 @@ def write_spans(
     """
     if not spans:
         return
-    rows = [_row(span, step, project_id) for span, step in zip(spans, steps, strict=True)]
+    rows = _RowBuilder(project_id).rows(spans, steps)
     for attempt in range(_DEADLOCK_RETRIES):
         try:
             _write_rows(pool, rows)
@@ -185,16 +186,42 @@ def is_start_marker(span: SpanRecord) -> bool:
     return span.attributes.get(PATHWATCH_SPAN_START_MARKER) is True
 
 
-def _row(span: SpanRecord, step: Step, project_id: int) -> tuple[object, ...]:
-    return (
-        project_id, span.trace_id, span.span_id, span.parent_span_id, span.name, span.kind,
-        span.start_time_ns, None if is_start_marker(span) else span.end_time_ns,
-        span.status_code, span.status_message,
-        span.trace_state, span.flags, _json(span.attributes), _json(span.events),
-        _json(span.links), _json(span.resource), _json(span.scope), _json(span.dropped_counts),
-        datetime.now(UTC), step.type, step.label, step.name, step.tool_name, step.tool_call_id,
-        None if step.tool_arguments is None else _json(step.tool_arguments), step.tool_result,
-        None if step.tool_definitions is None else _json(step.tool_definitions), step.model,
-        step.input_tokens, step.output_tokens, step.is_error, step.token_logprobs,
-        step.agent_name, step.agent_version, step.service_name, is_start_marker(span),
-    )  # fmt: skip
+class _RowBuilder:
+    """Rows for COPY. Spans of one resource and scope share those dicts (collector/decode),
+    so each is serialised once per request; empty lists and zero counts are constants."""
+
+    def __init__(self, project_id: int) -> None:
+        self._project_id = project_id
+        self._received_at = datetime.now(UTC)
+        self._shared: dict[int, str] = {}
+
+    def rows(self, spans: list[SpanRecord], steps: list[Step]) -> list[tuple[object, ...]]:
+        return [self._row(span, step) for span, step in zip(spans, steps, strict=True)]
+
+    def _once(self, value: dict[str, object]) -> str:
+        key = id(value)
+        if key not in self._shared:
+            self._shared[key] = _json(value)
+        return self._shared[key]
+
+    def _row(self, span: SpanRecord, step: Step) -> tuple[object, ...]:
+        marker = is_start_marker(span)
+        return (
+            self._project_id, span.trace_id, span.span_id, span.parent_span_id, span.name,
+            span.kind, span.start_time_ns, None if marker else span.end_time_ns,
+            span.status_code, span.status_message, span.trace_state, span.flags,
+            _json(span.attributes), _json(span.events) if span.events else "[]",
+            _json(span.links) if span.links else "[]", self._once(span.resource),
+            self._once(span.scope),
+            _NO_DROPS_JSON if span.dropped_counts == _NO_DROPS else _json(span.dropped_counts),
+            self._received_at, step.type, step.label, step.name, step.tool_name,
+            step.tool_call_id, None if step.tool_arguments is None else _json(step.tool_arguments),
+            step.tool_result,
+            None if step.tool_definitions is None else _json(step.tool_definitions), step.model,
+            step.input_tokens, step.output_tokens, step.is_error, step.token_logprobs,
+            step.agent_name, step.agent_version, step.service_name, marker,
+        )  # fmt: skip
+
+
+_NO_DROPS = MappingProxyType({"attributes": 0, "events": 0, "links": 0})
+_NO_DROPS_JSON = '{"attributes":0,"events":0,"links":0}'
