@@ -278,7 +278,7 @@ ROWS = (
     ("database_peak_pss_mb", "peak PSS of PostgreSQL (MB)", 0),
     ("server_cpu_ms_per_span", "server CPU per span (ms)", 3),
     ("database_cpu_ms_per_span", "PostgreSQL CPU per span (ms)", 3),
-    ("load_cpu_ms_per_span", "otlp_load.py CPU per span (ms)", 3),
+    ("load_cpu_ms_per_span", "otlp_load.py CPU per span, generation incl. (ms)", 3),
     ("other_cpu_share", "share of all cores used by other processes", 3),
     ("list_p50_ms", "list 50 most recent traces, p50 (ms)", 1),
 )

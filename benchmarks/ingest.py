@@ -566,9 +566,22 @@ def machine_conditions(postgres: Postgres, args: argparse.Namespace) -> dict[str
         "python": platform.python_version(),
         "protobuf_backend": api_implementation.Type(),
         "postgres": postgres.version(),
+        "pathwatch_commit": git_state(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "arguments": {k: str(v) for k, v in sorted(vars(args).items())},
     }
+
+
+def git_state() -> str:
+    """The commit the server ran from, marked when the work tree had other changes."""
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return found.stdout.strip() or "unknown"
 
 
 def summarise(values: list[float | None]) -> dict[str, float | None]:
@@ -609,7 +622,8 @@ def summary_table(repetitions: list[dict[str, Any]]) -> dict[str, dict[str, floa
 def print_report(result: dict[str, Any]) -> None:
     conditions = result["conditions"]
     print("\n== conditions")
-    for key in ("date_utc", "nproc", "cpu_model", "memory_gib", "python", "protobuf_backend"):
+    keys = ("date_utc", "nproc", "cpu_model", "memory_gib", "python", "protobuf_backend")
+    for key in (*keys, "pathwatch_commit"):
         print(f"  {key}: {conditions[key]}")
     print(f"  postgres: {conditions['postgres']}")
     print(f"  command: {conditions['command']}")
