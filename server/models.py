@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -76,6 +76,21 @@ Index(
     traces.c.start_time.desc(),
     traces.c.id.desc(),
 )
+# The traces list filtered by agent or by status keeps its newest-first order.
+Index(
+    "ix_traces_project_id_agent_name_start_time_id",
+    traces.c.project_id,
+    traces.c.agent_name,
+    traces.c.start_time.desc(),
+    traces.c.id.desc(),
+)
+Index(
+    "ix_traces_project_id_status_start_time_id",
+    traces.c.project_id,
+    traces.c.status,
+    traces.c.start_time.desc(),
+    traces.c.id.desc(),
+)
 Index(
     "ix_traces_open_last_received_at",
     traces.c.last_received_at,
@@ -100,12 +115,14 @@ spans = Table(
     Column("status_message", Text, nullable=False),
     Column("trace_state", Text, nullable=False),
     Column("flags", BigInteger, nullable=False),
-    Column("attributes", JSONB, nullable=False),
-    Column("events", JSONB, nullable=False),
-    Column("links", JSONB, nullable=False),
-    Column("resource", JSONB, nullable=False),
-    Column("scope", JSONB, nullable=False),
-    Column("dropped_counts", JSONB, nullable=False),
+    # Span documents are json, not jsonb: kept as sent and read whole, so PostgreSQL
+    # only checks them on write instead of converting them.
+    Column("attributes", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("links", JSON, nullable=False),
+    Column("resource", JSON, nullable=False),
+    Column("scope", JSON, nullable=False),
+    Column("dropped_counts", JSON, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     # Step fields: what the span means to the agent's execution path.
     Column("step_type", Text, nullable=False),
@@ -113,9 +130,9 @@ spans = Table(
     Column("step_name", Text),
     Column("tool_name", Text),
     Column("tool_call_id", Text),
-    Column("tool_arguments", JSONB),
+    Column("tool_arguments", JSON),
     Column("tool_result", Text),
-    Column("tool_definitions", JSONB),
+    Column("tool_definitions", JSON),
     Column("model", Text),
     Column("input_tokens", BigInteger),
     Column("output_tokens", BigInteger),
@@ -150,6 +167,20 @@ findings = Table(
     CheckConstraint("severity IN ('error', 'warning', 'info')", name="severity"),
 )
 Index("ix_findings_trace_rowid", findings.c.trace_rowid)
+# Traces with a finding of a kind or a rule: read from the findings side.
+Index(
+    "ix_findings_project_id_kind_trace_rowid",
+    findings.c.project_id,
+    findings.c.kind,
+    findings.c.trace_rowid,
+)
+Index(
+    "ix_findings_project_id_rule_id_trace_rowid",
+    findings.c.project_id,
+    findings.c.rule_id,
+    findings.c.trace_rowid,
+    postgresql_where=text("rule_id IS NOT NULL"),
+)
 Index(
     "ix_findings_project_id_created_at",
     findings.c.project_id,
