@@ -388,13 +388,44 @@ def run_pathwatch(
             )
             client_cpu = time.process_time() - client_cpu
             machine_busy = machine_busy_seconds() - machine_busy
+        latency = analysis_latency(url, timeout=args.wait_timeout)
     figures = pathwatch_figures(sent, ok=ok, t_done=t_done, sampler=sampler, profile=profile)
+    figures.update(latency)
     figures["sender_cpu_ms_per_span"] = round(client_cpu * 1e3 / sent.accepted_spans, 3)
     ours = sampler.server.cpu_seconds() + sampler.database.cpu_seconds() + client_cpu
     cores = os.cpu_count() or 1
     figures["cpu_busy_share"] = round(ours / (figures["stored_seconds"] * cores), 3)
     figures["other_cpu_share"] = other_cpu_share(machine_busy, ours, figures["stored_seconds"])
     return figures
+
+
+_ANALYSIS_LATENCY = """
+SELECT count(*) FILTER (WHERE analysed_at IS NULL),
+       percentile_cont(ARRAY[0.5, 0.95, 1.0]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM analysed_at - last_received_at))
+FROM traces
+"""
+
+
+def analysis_latency(url: str, *, timeout: float) -> dict[str, Any]:
+    """Seconds from each trace's last span to the analysis that produced its findings
+    (`analysed_at - last_received_at`), once every trace is analysed: p50, p95, max."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as connection:
+        while True:
+            row = connection.execute(_ANALYSIS_LATENCY).fetchone()
+            assert row is not None
+            waiting, quantiles = row
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    p50, p95, worst = quantiles or (None, None, None)
+    return {
+        "traces_not_analysed": waiting,
+        "analysis_latency_p50_s": p50,
+        "analysis_latency_p95_s": p95,
+        "analysis_latency_max_s": worst,
+    }
 
 
 def pathwatch_figures(
@@ -600,6 +631,9 @@ SUMMARY_ROWS = (
     ("pathwatch", "server_cpu_ms_per_span", "serve CPU per span (ms)"),
     ("pathwatch", "postgres_cpu_ms_per_span", "PostgreSQL CPU per span (ms)"),
     ("pathwatch", "sender_cpu_ms_per_span", "load sender CPU per span (ms)"),
+    ("pathwatch", "analysis_latency_p50_s", "last span -> analysed, p50 (s)"),
+    ("pathwatch", "analysis_latency_p95_s", "last span -> analysed, p95 (s)"),
+    ("pathwatch", "analysis_latency_max_s", "last span -> analysed, max (s)"),
     ("pathwatch", "cpu_busy_share", "share of all cores busy (serve+PG+sender)"),
     ("pathwatch", "other_cpu_share", "share of all cores used by other processes"),
     ("raw", "decode_spans_per_s", "raw: protobuf decode spans/s"),
@@ -634,7 +668,7 @@ def print_report(result: dict[str, Any]) -> None:
         if figures["median"] is None:
             print(f"  {label:44} n/a")
             continue
-        digits = 3 if "ratio" in part or "cpu" in key else 0
+        digits = 3 if "ratio" in part or "cpu" in key else 2 if "latency" in key else 0
         print(
             f"  {label:44} {figures['median']:>12,.{digits}f}  "
             f"[{figures['min']:,.{digits}f}-{figures['max']:,.{digits}f}]"

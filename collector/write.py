@@ -13,6 +13,7 @@ import re
 import time
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 import orjson
 import psycopg
@@ -43,23 +44,38 @@ CREATE TEMP TABLE IF NOT EXISTS staging_spans ON COMMIT DELETE ROWS AS
 SELECT {_COLUMN_LIST} FROM spans WITH NO DATA
 """
 
-# Insert new spans, then fold them into their traces in one statement. Rows are taken
-# in (trace_id, span_id) order so that concurrent writers lock in the same order; one row
-# per span id (an ended span before its start marker), since a span may repeat in a batch.
-# A re-sent span changes nothing (first write wins), except that the ended span replaces
-# the start marker the Pathwatch SDK helper sent when the span began. `is_new` (xmax = 0)
-# tells inserted rows from replaced markers, so a span is counted once.
-_INSERT_SPANS_AND_TRACES = f"""
+_FOLDED_COLUMNS = """project_id, trace_id, span_id, parent_span_id, name, start_time_ns,
+    end_time_ns, is_error, step_type, agent_name, agent_version, service_name, is_start_marker"""
+
+# The merge path. Insert the staged spans, then fold them into their traces in one
+# statement. Rows are taken in (trace_id, span_id) order so that concurrent writers lock
+# in the same order; one row per span id (an ended span before its start marker), since a
+# span may repeat in a batch. A re-sent span changes nothing (first write wins), except
+# that the ended span replaces the start marker the Pathwatch SDK helper sent when the
+# span began. `is_new` (xmax = 0) tells inserted rows from replaced markers, so a span
+# is counted once.
+_MERGE_SPANS = f"""
 WITH inserted AS (
     INSERT INTO spans AS existing ({_COLUMN_LIST})
     SELECT DISTINCT ON (project_id, trace_id, span_id) {_COLUMN_LIST} FROM staging_spans
     ORDER BY project_id, trace_id, span_id, is_start_marker
     ON CONFLICT (project_id, trace_id, span_id) DO UPDATE SET {_REPLACE_MARKER}
         WHERE existing.is_start_marker AND NOT excluded.is_start_marker
-    RETURNING project_id, trace_id, span_id, parent_span_id, name, start_time_ns,
-              end_time_ns, is_error, step_type, agent_name, agent_version, service_name,
-              is_start_marker, xmax = 0 AS is_new
-), ranked AS (
+    RETURNING {_FOLDED_COLUMNS}, xmax = 0 AS is_new
+),"""
+
+# The fast path: every span of the request was new and went straight into `spans` by
+# COPY; read them back by key and fold them into their traces.
+_FOLD_NEW_SPANS = f"""
+WITH inserted AS (
+    SELECT {_FOLDED_COLUMNS}, true AS is_new FROM spans
+    WHERE project_id = %(project_id)s
+      AND (trace_id, span_id) IN (
+          SELECT * FROM unnest(CAST(%(trace_ids)s AS bytea[]), CAST(%(span_ids)s AS bytea[])))
+),"""
+
+_FOLD_INTO_TRACES = """
+ranked AS (
     SELECT *,
            CASE WHEN agent_name IS NOT NULL AND parent_span_id IS NULL THEN 3
                 WHEN agent_name IS NOT NULL THEN 2 ELSE 1 END AS rank
@@ -106,6 +122,8 @@ ON CONFLICT (project_id, trace_id) DO UPDATE SET
     last_received_at = excluded.last_received_at
 RETURNING span_count
 """
+_INSERT_SPANS_AND_TRACES = _MERGE_SPANS + _FOLD_INTO_TRACES
+_NEW_SPANS_INTO_TRACES = _FOLD_NEW_SPANS + _FOLD_INTO_TRACES
 
 _DEADLOCK_RETRIES = 3
 RETRY_AFTER_SECONDS = 2
@@ -146,7 +164,7 @@ def write_spans(
     rows = _RowBuilder(project_id).rows(spans, steps)
     for attempt in range(_DEADLOCK_RETRIES):
         try:
-            _write_rows(pool, rows)
+            _write_rows(pool, rows, project_id)
         except pg_errors.DeadlockDetected:
             logger.warning("deadlock writing %d spans; retrying (%d)", len(rows), attempt + 1)
             time.sleep(0.05 * (attempt + 1))
@@ -162,12 +180,36 @@ def write_spans(
     raise StorageUnavailableError("storage_busy", "the database is busy; retry later")
 
 
-def _write_rows(pool: ConnectionPool, rows: list[tuple[object, ...]]) -> None:
+def _write_rows(pool: ConnectionPool, rows: list[tuple[object, ...]], project_id: int) -> None:
+    """COPY straight into `spans`; if a span is already stored or repeats in the request
+    (a re-sent batch, a start marker to replace), roll back and merge through staging."""
+    rows.sort(key=_row_key)  # one lock order for concurrent writers
     with pool.connection() as connection, connection.cursor() as cursor:
-        with cursor.copy(f"COPY staging_spans ({_COLUMN_LIST}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(_INSERT_SPANS_AND_TRACES, {"now": datetime.now(UTC)})
+        try:
+            _copy_rows(cursor, "spans", rows)
+            cursor.execute(
+                _NEW_SPANS_INTO_TRACES,
+                {
+                    "now": datetime.now(UTC),
+                    "project_id": project_id,
+                    "trace_ids": [row[1] for row in rows],
+                    "span_ids": [row[2] for row in rows],
+                },
+            )
+        except pg_errors.UniqueViolation:
+            connection.rollback()
+            _copy_rows(cursor, "staging_spans", rows)
+            cursor.execute(_INSERT_SPANS_AND_TRACES, {"now": datetime.now(UTC)})
+
+
+def _row_key(row: tuple[object, ...]) -> tuple[bytes, bytes]:
+    return row[1], row[2]  # type: ignore[return-value]
+
+
+def _copy_rows(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[object, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 # A NUL inside a value parsed from JSON text (tool arguments) would reach jsonb as the

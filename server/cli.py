@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--settle-seconds",
         type=float,
-        default=5.0,
+        default=2.0,
         help="quiet time after the root span before a trace is complete",
     )
     serve.add_argument(

@@ -40,7 +40,7 @@ class ServeOptions:
     data_dir: Path | None = None
     database_url: str | None = None
     demo: bool = False
-    settle_seconds: float = 5.0
+    settle_seconds: float = 2.0
     stall_timeout_seconds: float = 300.0
 
 

@@ -53,11 +53,11 @@ WHERE id IN (
 
 @dataclass(frozen=True)
 class LifecycleSettings:
-    settle_seconds: float = 5.0
+    settle_seconds: float = 2.0
     stall_timeout_seconds: float = 300.0
     poll_seconds: float = 1.0
     batch_size: int = 1000
-    analysis_batch_size: int = 50
+    analysis_batch_size: int = 100
 
 
 def finalise_due_traces(engine: Engine, settings: LifecycleSettings) -> int:
