@@ -22,9 +22,12 @@ logger = logging.getLogger(__name__)
 def create_app(
     *,
     engine: Engine,
-    receiver: otlp_http.Receiver,
-    with_dashboard: bool = True,
+    receiver: otlp_http.Receiver | None,
+    project_id: int,
+    with_web: bool = True,
 ) -> FastAPI:
+    """The main port's app: the OTLP/HTTP receiver when `receiver` is given (collector
+    role), the API and the dashboard when `with_web` (web role), /healthz always."""
     app = FastAPI(
         title="Pathwatch",
         version="0.1.0",
@@ -36,11 +39,13 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=4096)
     app.state.engine = engine
     app.state.receiver = receiver
-    app.state.project_id = receiver.project_id
-    app.include_router(otlp_http.router)
-    app.include_router(traces_api.router)
-    app.include_router(findings_api.router)
-    app.include_router(rules_api.router)
+    app.state.project_id = project_id
+    if receiver is not None:
+        app.include_router(otlp_http.router)
+    if with_web:
+        app.include_router(traces_api.router)
+        app.include_router(findings_api.router)
+        app.include_router(rules_api.router)
 
     @app.exception_handler(PathwatchError)
     async def pathwatch_error(_request: Request, error: PathwatchError) -> JSONResponse:
@@ -61,7 +66,7 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    if with_dashboard:
+    if with_web:
         from pathwatch.web.routes import mount_dashboard
 
         mount_dashboard(app)

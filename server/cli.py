@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="quiet time without a root span before a trace is stalled",
     )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
+    serve.add_argument(
+        "--role",
+        default="collector,worker,web",
+        help="roles to run, comma-separated: collector (OTLP receivers), worker (trace "
+        "lifecycle and analysis), web (API and dashboard); processes with different roles "
+        "share one DATABASE_URL",
+    )
 
     demo = commands.add_parser("demo", help="send the demo agents' spans to a running server")
     demo.add_argument(
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     demo=args.demo,
                     settle_seconds=args.settle_seconds,
                     stall_timeout_seconds=_stall_timeout(args),
+                    roles=_roles(args.role),
                 )
             )
         if args.command == "demo":
@@ -87,6 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pathwatch: {error.message}", file=sys.stderr)  # noqa: T201
         return 2
     return 2
+
+
+def _roles(text: str) -> frozenset[str]:
+    from pathwatch.server.serve import ROLES
+
+    roles = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = roles - ROLES
+    if unknown or not roles:
+        raise StartupError(
+            "unknown_role",
+            f"unknown role {', '.join(sorted(unknown)) or '(none)'}; choose from "
+            f"{', '.join(sorted(ROLES))}",
+        )
+    return roles
 
 
 def _stall_timeout(args: argparse.Namespace) -> float:

@@ -31,6 +31,10 @@ from pathwatch.server.worker import LifecycleSettings, Worker
 logger = logging.getLogger(__name__)
 
 
+# collector: OTLP receivers; worker: trace lifecycle and analysis; web: API and dashboard.
+ROLES = frozenset({"collector", "worker", "web"})
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     host: str = "127.0.0.1"
@@ -41,6 +45,7 @@ class ServeOptions:
     database_url: str | None = None
     demo: bool = False
     settle_seconds: float = 2.0
+    roles: frozenset[str] = ROLES
     stall_timeout_seconds: float = 300.0
 
 
@@ -53,36 +58,43 @@ class _Server(uvicorn.Server):
 
 
 def serve(options: ServeOptions) -> int:
+    """Run the chosen roles until SIGINT or SIGTERM; by default all of them, in this process."""
     with contextlib.ExitStack() as stack:
         database_url = _database(options, stack)
         engine = create_db_engine(database_url)
         stack.callback(engine.dispose)
         upgrade_database(engine)
-        pool = create_write_pool(libpq_url(database_url))
-        stack.callback(pool.close)
-        receiver = Receiver(
-            pool=pool, limits=IngestLimits.from_environment(), project_id=DEFAULT_PROJECT_ID
-        )
-        worker = Worker(
-            engine,
-            LifecycleSettings(
+        receiver = None
+        if "collector" in options.roles:
+            receiver = _start_collector(options, database_url, stack)
+        if "worker" in options.roles:
+            settings = LifecycleSettings(
                 settle_seconds=options.settle_seconds,
                 stall_timeout_seconds=options.stall_timeout_seconds,
-            ),
-        )
-        worker.start()
-        stack.callback(worker.stop)
-        if options.otlp_grpc_port:
-            from pathwatch.collector.grpc_receiver import start_grpc_server
-
-            grpc_server = start_grpc_server(
-                receiver, host=options.host, port=options.otlp_grpc_port
             )
-            stack.callback(lambda: grpc_server.stop(grace=5).wait())
+            worker = Worker(engine, settings)
+            worker.start()
+            stack.callback(worker.stop)
         servers = _http_servers(options, engine=engine, receiver=receiver)
         asyncio.run(_run_http(servers, options))
     logger.info("stopped")
     return 0
+
+
+def _start_collector(
+    options: ServeOptions, database_url: str, stack: contextlib.ExitStack
+) -> Receiver:
+    pool = create_write_pool(libpq_url(database_url))
+    stack.callback(pool.close)
+    receiver = Receiver(
+        pool=pool, limits=IngestLimits.from_environment(), project_id=DEFAULT_PROJECT_ID
+    )
+    if options.otlp_grpc_port:
+        from pathwatch.collector.grpc_receiver import start_grpc_server
+
+        grpc_server = start_grpc_server(receiver, host=options.host, port=options.otlp_grpc_port)
+        stack.callback(lambda: grpc_server.stop(grace=5).wait())
+    return receiver
 
 
 def _database(options: ServeOptions, stack: contextlib.ExitStack) -> str:
@@ -124,10 +136,17 @@ def _exclusive_lock(data_dir: Path) -> Iterator[IO[str]]:
         handle.close()
 
 
-def _http_servers(options: ServeOptions, *, engine: Engine, receiver: Receiver) -> list[_Server]:
-    main_app = create_app(engine=engine, receiver=receiver)
+def _http_servers(
+    options: ServeOptions, *, engine: Engine, receiver: Receiver | None
+) -> list[_Server]:
+    main_app = create_app(
+        engine=engine,
+        receiver=receiver,
+        project_id=DEFAULT_PROJECT_ID,
+        with_web="web" in options.roles,
+    )
     servers = [_uvicorn(main_app, options.host, options.port)]
-    if options.otlp_http_port and options.otlp_http_port != options.port:
+    if receiver is not None and options.otlp_http_port and options.otlp_http_port != options.port:
         servers.append(
             _uvicorn(create_otlp_app(receiver=receiver), options.host, options.otlp_http_port)
         )
@@ -170,13 +189,14 @@ async def _run_http(servers: list[_Server], options: ServeOptions) -> None:
 
 
 def _announce(options: ServeOptions) -> None:
-    print(f"Pathwatch dashboard: http://{options.host}:{options.port}/", flush=True)  # noqa: T201
+    if "web" in options.roles:
+        print(f"Pathwatch dashboard: http://{options.host}:{options.port}/", flush=True)  # noqa: T201
     listeners = [f"http {options.host}:{options.port}"]
-    if options.otlp_http_port:
+    if "collector" in options.roles and options.otlp_http_port:
         listeners.append(f"otlp-http {options.host}:{options.otlp_http_port}")
-    if options.otlp_grpc_port:
+    if "collector" in options.roles and options.otlp_grpc_port:
         listeners.append(f"otlp-grpc {options.host}:{options.otlp_grpc_port}")
-    logger.info("ready: %s", ", ".join(listeners))
+    logger.info("ready (%s): %s", ", ".join(sorted(options.roles)), ", ".join(listeners))
 
 
 def _start_demo(options: ServeOptions) -> None:
