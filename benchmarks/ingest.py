@@ -196,10 +196,10 @@ class TreeUsage:
 class Sampler:
     """Samples a server's process tree and, separately, its database's, in a thread."""
 
-    def __init__(self, server_pid: int, database_pid: int | None, interval: float) -> None:
+    def __init__(self, server_pids: list[int], database_pid: int | None, interval: float) -> None:
         self.server = TreeUsage()
         self.database = TreeUsage()
-        self._server_pid = server_pid
+        self._server_pids = server_pids
         self._database_pid = database_pid
         self._interval = interval
         self._stop = threading.Event()
@@ -217,7 +217,8 @@ class Sampler:
 
     def sample_once(self) -> None:
         exclude = frozenset([self._database_pid] if self._database_pid else [])
-        self.server.sample(process_tree(self._server_pid, exclude=exclude), with_pss=False)
+        pids = [pid for root in self._server_pids for pid in process_tree(root, exclude=exclude)]
+        self.server.sample(pids, with_pss=False)
         if self._database_pid:
             self.database.sample(process_tree(self._database_pid), with_pss=True)
 
@@ -316,8 +317,12 @@ def wait_for_count(url: str, target: int, *, interval: float, timeout: float) ->
 
 
 @contextlib.contextmanager
-def pathwatch_server(database_url: str, log_path: Path) -> Iterator[tuple[Any, int, int]]:
-    """`pathwatch serve` on free loopback ports; yields (process, api port, otlp port)."""
+def pathwatch_server(
+    database_url: str, log_path: Path, *, split_worker: bool = False
+) -> Iterator[tuple[Any, int, int, list[int]]]:
+    """`pathwatch serve` on free loopback ports; yields (process, api port, otlp port, the
+    pids of every serve process). With `split_worker`, analysis runs in a second process
+    (`--role worker`) beside a `--role collector,web` one."""
     port, otlp_port, grpc_port = free_port(), free_port(), free_port()
     command = [
         sys.executable, "-m", "pathwatch.server.cli", "serve", "--host", "127.0.0.1",
@@ -325,13 +330,36 @@ def pathwatch_server(database_url: str, log_path: Path) -> Iterator[tuple[Any, i
         "--otlp-grpc-port", str(grpc_port),
     ]  # fmt: skip
     environment = {**os.environ, "DATABASE_URL": database_url}
+    processes = []
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        roles = ["--role", "collector,web"] if split_worker else []
+        processes.append(
+            subprocess.Popen(
+                [*command, *roles], stdout=log, stderr=subprocess.STDOUT, env=environment
+            )
+        )
+        if split_worker:
+            worker = [
+                sys.executable,
+                "-m",
+                "pathwatch.server.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(free_port()),
+                "--role",
+                "worker",
+            ]
+            processes.append(
+                subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT, env=environment)
+            )
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/healthz", process=process, timeout=60)
-        yield process, port, otlp_port
+        wait_http_ok(f"http://127.0.0.1:{port}/healthz", process=processes[0], timeout=60)
+        yield processes[0], port, otlp_port, [p.pid for p in processes]
     finally:
-        stop_process(process)
+        for process in processes:
+            stop_process(process)
 
 
 @contextlib.contextmanager
@@ -366,13 +394,18 @@ def run_pathwatch(
     """One repetition against a fresh database and a fresh `pathwatch serve`."""
     url = postgres.create_database(f"pathwatch_bench_{rep}")
     log_path = args.work_dir / f"serve-{rep}.log"
-    with pathwatch_server(url, log_path) as (process, _port, otlp_port):
+    with pathwatch_server(url, log_path, split_worker=args.split_worker) as (
+        process,
+        _port,
+        otlp_port,
+        serve_pids,
+    ):
         baseline = count_rows(url, "spans")
         endpoint = f"http://127.0.0.1:{otlp_port}/v1/traces"
         profile = args.profile_dir / f"serve-{rep}.collapsed" if args.profile_dir else None
         with (
             py_spy(process.pid, profile),
-            Sampler(process.pid, postgres.postmaster_pid, args.sample_interval) as sampler,
+            Sampler(serve_pids, postgres.postmaster_pid, args.sample_interval) as sampler,
         ):
             client_cpu = time.process_time()
             machine_busy = machine_busy_seconds()
@@ -708,6 +741,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-timeout", type=float, default=600.0, help="bound on storing")
     parser.add_argument("--poll-interval", type=float, default=0.1, help="count poll (s)")
     parser.add_argument("--sample-interval", type=float, default=0.1, help="RSS/CPU poll (s)")
+    parser.add_argument(
+        "--split-worker",
+        action="store_true",
+        help="run analysis in a second serve process (--role worker)",
+    )
     parser.add_argument("--skip-raw", action="store_true", help="do not measure the raw limit")
     parser.add_argument("--profile-dir", type=Path, default=None, help="py-spy serve into here")
     parser.add_argument("--json-out", type=Path, default=None)
