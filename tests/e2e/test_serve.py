@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, free_port, wait_until_healthy
+from pathwatch.server.demo import DEMO_AGENTS
+from tests.conftest import RunningServer, free_port, start_server, wait_for, wait_until_healthy
 
 
 @pytest.fixture
@@ -86,3 +87,48 @@ def test_serve_refuses_a_data_dir_closed_to_the_database_user(tmp_path: Path) ->
     assert result.returncode == 2
     assert f"cannot enter {private}" in result.stderr
     assert mode_after == 0o700
+
+
+def test_serve_demo_shows_every_demo_agents_runs(database_url: str, tmp_path: Path) -> None:
+    server = start_server(database_url, tmp_path, extra_args=("--demo",))
+    try:
+        listed = wait_for(
+            lambda: (
+                len(traces := httpx.get(f"{server.base_url}/api/v1/traces").json()["traces"])
+                == sum(agent.runs for agent in DEMO_AGENTS)
+                and traces
+            ),
+            timeout=30,
+            message="the demo's traces",
+        )
+        page = httpx.get(f"{server.base_url}/traces")
+    finally:
+        server.stop()
+
+    assert {t["agent_name"] for t in listed} == {a.name for a in DEMO_AGENTS}
+    assert page.status_code == 200
+    assert "doc-searcher" in page.text
+
+
+def test_a_port_given_as_zero_turns_that_listener_off(database_url: str, tmp_path: Path) -> None:
+    server = start_server(
+        database_url, tmp_path, extra_args=("--otlp-http-port", "0", "--otlp-grpc-port", "0")
+    )
+    try:
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(
+                f"{server.otlp_http_url}/v1/traces",
+                content=b"",
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+        on_main_port = httpx.post(
+            f"{server.base_url}/v1/traces",
+            content=b"",
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+    finally:
+        server.stop()
+
+    assert on_main_port.status_code == 200
+    assert "otlp-http" not in server.log()
+    assert "otlp-grpc" not in server.log()
