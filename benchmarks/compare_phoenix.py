@@ -61,7 +61,7 @@ def load_arguments(args: argparse.Namespace, endpoint: str, count_cmd: str) -> l
 
 
 def run_load(
-    command: list[str], *, server_pid: int, database_pid: int | None, log: Path
+    command: list[str], *, server_pids: list[int], database_pid: int | None, log: Path
 ) -> dict[str, Any]:
     """Run otlp_load.py to the end while sampling the server; its JSON plus our samples."""
     result_path = log.with_suffix(".json")
@@ -69,7 +69,7 @@ def run_load(
     machine_busy = ingest.machine_busy_seconds()
     started = time.perf_counter()
     with (
-        ingest.Sampler(server_pid, database_pid, 0.1) as sampler,
+        ingest.Sampler(server_pids, database_pid, 0.1) as sampler,
         log.open("w") as output,
     ):
         finished = subprocess.run(
@@ -136,11 +136,17 @@ def run_pathwatch(args: argparse.Namespace, postgres: ingest.Postgres, rep: int)
     count_cmd = shlex.join([
         str(postgres.bin_dir / "psql"), "-X", "-tA", "-d", url, "-c", "SELECT count(*) FROM spans",
     ])  # fmt: skip
-    with ingest.pathwatch_server(url, args.work_dir / f"serve-{rep}.log") as (process, port, otlp):
+    log = args.work_dir / f"serve-{rep}.log"
+    with ingest.pathwatch_server(url, log, split_worker=args.split_worker) as (
+        _process,
+        port,
+        otlp,
+        serve_pids,
+    ):
         command = load_arguments(args, f"http://127.0.0.1:{otlp}/v1/traces", count_cmd)
         figures = run_load(
             command,
-            server_pid=process.pid,
+            server_pids=serve_pids,
             database_pid=postgres.postmaster_pid,
             log=args.work_dir / f"load-pathwatch-{rep}.log",
         )
@@ -257,7 +263,7 @@ def run_phoenix(args: argparse.Namespace, query: str, rep: int) -> dict[str, Any
             command = load_arguments(args, f"http://127.0.0.1:{port}/v1/traces", count_cmd)
             figures = run_load(
                 command,
-                server_pid=process.pid,
+                server_pids=[process.pid],
                 database_pid=None,
                 log=args.work_dir / f"load-phoenix-{rep}.log",
             )
@@ -350,6 +356,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="bound on sending")
     parser.add_argument("--list-requests", type=int, default=10, help="timed list requests")
     parser.add_argument("--repeat", type=int, default=1, help=f"at most {ingest.MAX_REPEAT}")
+    parser.add_argument(
+        "--split-worker",
+        action="store_true",
+        help="run Pathwatch's analysis in a second serve process (--role worker)",
+    )
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args(argv)
     if not 1 <= args.repeat <= ingest.MAX_REPEAT:
