@@ -7,7 +7,6 @@ root and no missing parent, with its steps typed right whatever the convention.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -16,11 +15,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from tests.conftest import FIXTURES, PostgresForTests, RunningServer, wait_for
+from tests.conftest import FIXTURES, RunningServer, wait_for
 from tests.e2e.ingest_support import (
     assert_whole_trace,
     fetch_trace,
-    module_server,
     steps_by_name,
 )
 
@@ -55,15 +53,6 @@ CONVENTION_TYPES = {
     "traceloop-grpc": TRACELOOP_TYPES,
 }
 STORY_TOOLS = ["tool:get_weather", "tool:search_docs", "tool:search_docs", "tool:search_docs"]
-
-
-@pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
 
 
 def replay(server: RunningServer, capture: dict[str, Any]) -> None:

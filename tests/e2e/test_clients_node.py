@@ -6,26 +6,15 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PostgresForTests, RunningServer
-from tests.e2e.ingest_support import module_server
+from tests.conftest import RunningServer
 from tests.e2e.test_clients_python import EmittedRun, assert_story_stored
 
 NODE_DIR = Path(__file__).parent / "node"
 EXPORT_SUCCESS = 0  # ExportResultCode.SUCCESS in @opentelemetry/core
-
-
-@pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
 
 
 def run_node_story(server: RunningServer, *, compression: str) -> EmittedRun:

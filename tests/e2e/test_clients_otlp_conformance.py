@@ -149,15 +149,6 @@ def stored_span_ids(server: RunningServer, trace_id: bytes) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
-
-
-@pytest.fixture(scope="module")
 def limited_server(
     postgres: PostgresForTests,
     template_database: str,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +24,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from tests.conftest import PostgresForTests, RunningServer
-from tests.e2e.ingest_support import assert_whole_trace, module_server, wait_for_spans
+from tests.conftest import RunningServer
+from tests.e2e.ingest_support import assert_whole_trace, wait_for_spans
 
 MODEL = "gpt-4o-mini"
 TOOL_CALLS = (
@@ -127,15 +126,6 @@ def assert_story_stored(server: RunningServer, run: EmittedRun) -> None:
         (MODEL, 52, 61),
         (MODEL, 148, 23),
     ]
-
-
-@pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
 
 
 @pytest.mark.parametrize(

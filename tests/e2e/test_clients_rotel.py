@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
 )
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from tests.conftest import PostgresForTests, RunningServer, free_port
-from tests.e2e.ingest_support import module_server
+from tests.conftest import RunningServer, free_port
 from tests.e2e.test_clients_python import assert_story_stored, emit_agent_story
 
 ROTEL_AGENT = Path(rotel.__file__).parent / "rotel-agent"
@@ -80,15 +78,6 @@ def stop_relay(relay: Relay) -> None:
         except subprocess.TimeoutExpired:
             relay.process.kill()
             relay.process.wait()
-
-
-@pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
 
 
 def _sdk_exporter(relay: Relay, sdk_protocol: str) -> SpanExporter:

@@ -17,12 +17,11 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.conftest import FIXTURES, PostgresForTests, RunningServer, start_server, wait_for
+from tests.conftest import FIXTURES, RunningServer, start_server, wait_for
 from tests.e2e.ingest_support import (
     assert_whole_trace,
     fetch_trace,
     list_trace_ids,
-    module_server,
     post_otlp,
     steps_by_name,
 )
@@ -66,15 +65,6 @@ def rejected_spans(reply: httpx.Response) -> int:
         response = ExportTraceServiceResponse.FromString(reply.content)
         return response.partial_success.rejected_spans
     return int(reply.json().get("partialSuccess", {}).get("rejectedSpans", 0))
-
-
-@pytest.fixture(scope="module")
-def shared_server(
-    postgres: PostgresForTests,
-    template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[RunningServer]:
-    yield from module_server(postgres, template_database, tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")
