@@ -35,11 +35,22 @@ _ANALYSIS_COLUMNS = [
 
 @dataclass(frozen=True)
 class ClaimedTrace:
+    """A trace chosen for analysis: its row id, key, agent and status."""
+
     rowid: int
     project_id: int
     trace_id: bytes
     agent_name: str
     status: str
+
+
+_TRACE_KEY_COLUMNS = (
+    traces.c.id,
+    traces.c.project_id,
+    traces.c.trace_id,
+    traces.c.agent_name,
+    traces.c.status,
+)
 
 
 def claim_due_traces(connection: Connection, *, limit: int) -> list[ClaimedTrace]:
@@ -49,13 +60,7 @@ def claim_due_traces(connection: Connection, *, limit: int) -> list[ClaimedTrace
     crash rolls back and the traces are claimed again.
     """
     rows = connection.execute(
-        select(
-            traces.c.id,
-            traces.c.project_id,
-            traces.c.trace_id,
-            traces.c.agent_name,
-            traces.c.status,
-        )
+        select(*_TRACE_KEY_COLUMNS)
         .where(
             traces.c.status != "open",
             (traces.c.analysed_at.is_(None)) | (traces.c.analysed_at < traces.c.last_received_at),
@@ -173,13 +178,7 @@ def recent_traces(
 ) -> list[ClaimedTrace]:
     """The agent's newest finished traces (without locking them), for a rules dry run."""
     rows = connection.execute(
-        select(
-            traces.c.id,
-            traces.c.project_id,
-            traces.c.trace_id,
-            traces.c.agent_name,
-            traces.c.status,
-        )
+        select(*_TRACE_KEY_COLUMNS)
         .where(
             traces.c.project_id == project_id,
             traces.c.agent_name == agent,
