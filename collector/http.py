@@ -96,10 +96,13 @@ async def _read_body(request: Request, limits: IngestLimits) -> bytes:
         raise too_large(limits.max_body_bytes)
     inflater = GzipInflater(limits.max_body_bytes) if is_gzip else None
     received = bytearray()
+    received_bytes = 0
     async for chunk in request.stream():
-        if len(received) + len(chunk) > limits.max_body_bytes:
+        received_bytes += len(chunk)
+        if received_bytes > limits.max_body_bytes:
             raise too_large(limits.max_body_bytes)
         if inflater is not None:
             inflater.feed(chunk)
-        received += chunk
+        else:
+            received += chunk
     return inflater.finish() if inflater is not None else bytes(received)

