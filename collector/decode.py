@@ -27,6 +27,7 @@ from pathwatch.collector.errors import TooManySpansError, UndecodableBodyError
 from pathwatch.collector.limits import IngestLimits
 
 TRACE_ID_BYTES = 16
+MAX_TIME_NS = 2**63 - 1  # times are stored as PostgreSQL bigint
 SPAN_ID_BYTES = 8
 # PostgreSQL text and jsonb cannot hold U+0000; it becomes U+FFFD (REPLACEMENT CHARACTER).
 NUL = "\x00"
@@ -213,6 +214,8 @@ def _id_problem(span: Span) -> str | None:
     parent = span.parent_span_id
     if parent and len(parent) != SPAN_ID_BYTES:
         return "invalid parent_span_id (must be empty or 8 bytes)"
+    if span.start_time_unix_nano > MAX_TIME_NS or span.end_time_unix_nano > MAX_TIME_NS:
+        return "start or end time beyond the year 2262 (stored as signed 64-bit nanoseconds)"
     return None
 
 
@@ -259,7 +262,7 @@ def _value(value: AnyValue, limits: IngestLimits, depth: int) -> JsonValue:  # n
         return number if math.isfinite(number) else str(number)
     if kind is None:
         return None
-    if depth >= limits.max_attribute_depth:
+    if depth > limits.max_attribute_depth:
         raise _SpanOverBound(f"attribute nesting deeper than {limits.max_attribute_depth} levels")
     if kind == "array_value":
         return [_value(item, limits, depth + 1) for item in value.array_value.values]
@@ -318,7 +321,7 @@ def _convert_span_ids(span: dict[str, Any]) -> str | None:
         raw = span.get(key)
         converted = _id_as_base64(raw, size)
         if converted is None:
-            return f"invalid {snake} {_describe(raw)}"
+            return f"invalid {snake} {_describe(raw)}: {2 * size} hex characters, not all zero"
         span[key] = converted
     for key in _PARENT_FIELDS:
         if key in span:
@@ -328,7 +331,7 @@ def _convert_span_ids(span: dict[str, Any]) -> str | None:
                 continue
             converted = _id_as_base64(raw, SPAN_ID_BYTES)
             if converted is None:
-                return f"invalid parent_span_id {_describe(raw)}"
+                return f"invalid parent_span_id {_describe(raw)}: 16 hex characters or empty"
             span[key] = converted
     for link in _items(span, "links", "links"):
         if isinstance(link, dict):

@@ -59,3 +59,8 @@ class OverloadedError(IngestError):
     http_status = 429
     grpc_code = grpc.StatusCode.UNAVAILABLE
     retryable = True
+
+
+class InternalError(IngestError):
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL

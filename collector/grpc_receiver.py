@@ -35,6 +35,9 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             result = export_spans(decoded, pool=receiver.pool, project_id=receiver.project_id)
         except IngestError as error:
             context.abort(error.grpc_code, error.message)
+        except Exception:
+            logger.exception("export failed")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
         response = ExportTraceServiceResponse()
         if result.rejected_spans:
             response.partial_success.rejected_spans = result.rejected_spans

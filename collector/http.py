@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -10,7 +11,12 @@ from fastapi import APIRouter, Request, Response
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from pathwatch.collector.errors import BodyTooLargeError, IngestError, OverloadedError
+from pathwatch.collector.errors import (
+    BodyTooLargeError,
+    IngestError,
+    InternalError,
+    OverloadedError,
+)
 from pathwatch.collector.limits import IngestLimits
 from pathwatch.collector.receive import (
     JSON,
@@ -25,6 +31,7 @@ from pathwatch.collector.receive import (
 )
 from pathwatch.collector.write import RETRY_AFTER_SECONDS
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -76,16 +83,23 @@ async def post_traces(request: Request) -> Response:
                 export_spans, decoded, pool=receiver.pool, project_id=receiver.project_id
             )
     except IngestError as error:
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retryable else {}
-        if isinstance(error, BodyTooLargeError):
-            headers["Connection"] = "close"
-        return Response(
-            error_body(error, encoding),
-            status_code=error.http_status,
-            media_type=encoding,
-            headers=headers,
-        )
+        return _error_response(error, encoding)
+    except Exception:
+        logger.exception("export failed")
+        return _error_response(InternalError("internal_error", "internal error"), encoding)
     return Response(success_body(result, encoding), media_type=encoding)
+
+
+def _error_response(error: IngestError, encoding: str) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.retryable else {}
+    if isinstance(error, BodyTooLargeError):
+        headers["Connection"] = "close"
+    return Response(
+        error_body(error, encoding),
+        status_code=error.http_status,
+        media_type=encoding,
+        headers=headers,
+    )
 
 
 async def _read_body(request: Request, limits: IngestLimits) -> bytes:

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--stall-timeout",
         type=float,
-        default=300.0,
-        help="quiet time without a root span before a trace is stalled",
+        default=None,
+        help="quiet time without a root span before a trace is stalled "
+        "(default 300 s; 30 s with --demo, so the demo's hung agent shows soon)",
     )
     serve.add_argument("--log-format", choices=("text", "json"), default="text")
     serve.add_argument(

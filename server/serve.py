@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from pathwatch.collector.http import Receiver
 from pathwatch.collector.limits import IngestLimits
 from pathwatch.collector.write import create_write_pool
-from pathwatch.server.app import create_app, create_otlp_app
+from pathwatch.server.app import allowed_hosts_for, create_app, create_otlp_app
 from pathwatch.server.db import create_db_engine, libpq_url, upgrade_database
 from pathwatch.server.embedded_db import default_data_dir, start_embedded_database
 from pathwatch.server.errors import StartupError
@@ -144,6 +144,7 @@ def _http_servers(
         receiver=receiver,
         project_id=DEFAULT_PROJECT_ID,
         with_web="web" in options.roles,
+        allowed_hosts=allowed_hosts_for(options.host),
     )
     servers = [_uvicorn(main_app, options.host, options.port)]
     if receiver is not None and options.otlp_http_port and options.otlp_http_port != options.port:

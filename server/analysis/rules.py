@@ -57,6 +57,9 @@ STEP_TYPES = (
     "chain", "span",
 )  # fmt: skip
 NS_PER_SECOND = 1_000_000_000
+# A rules file is small: these bound the work a file can ask of the server.
+MAX_RULES_FILE_CHARS = 256 * 1024
+MAX_RULES = 1_000
 
 # Keys each kind requires and allows besides id, kind, version, severity, description.
 _KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -140,7 +143,7 @@ RULES_FILE_SCHEMA: dict[str, Any] = {
                 "runaway_factor": {"type": "number", "exclusiveMinimum": 1},
             },
         },
-        "rules": {"type": "array", "items": RULE_SCHEMA},
+        "rules": {"type": "array", "items": RULE_SCHEMA, "maxItems": MAX_RULES},
     },
 }
 
@@ -240,7 +243,21 @@ def load_rules(text: str, *, source: str = "rules") -> RuleSet:
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """Parse a rules file. YAML aliases are refused: a few hundred bytes of nested aliases
+    expand into gigabytes once validated or reported ("billion laughs")."""
+    if len(text) > MAX_RULES_FILE_CHARS:
+        problem = f"the file has {len(text)} characters; the limit is {MAX_RULES_FILE_CHARS}"
+        raise RulesFileError(source, [RuleProblem(1, "$", problem)])
     try:
+        alias = next(
+            (e for e in yaml.parse(text, Loader=yaml.SafeLoader) if isinstance(e, yaml.AliasEvent)),
+            None,
+        )
+        if alias is not None:
+            line = alias.start_mark.line + 1 if alias.start_mark is not None else 1
+            raise RulesFileError(
+                source, [RuleProblem(line, "$", "YAML aliases (*name) are not allowed")]
+            )
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:

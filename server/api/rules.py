@@ -53,18 +53,8 @@ def get_rule_sets(request: Request) -> list[RuleSetRead]:
     return [RuleSetRead(**vars(r)) for r in stored]
 
 
-@router.get("/{agent}", response_model=RuleSetRead)
-def get_rule_set(request: Request, agent: str) -> RuleSetRead:
-    with request.app.state.engine.connect() as connection:
-        stored = rule_queries.current_rule_set(
-            connection, project_id=request.app.state.project_id, agent=agent
-        )
-    if stored is None:
-        raise NotFoundError("rules_not_found", f"agent {agent!r} has no rules")
-    return RuleSetRead(**vars(stored))
-
-
-@router.get("/{agent}/versions", response_model=list[RuleSetRead])
+# Agent names may hold slashes; the routes with a suffix come first.
+@router.get("/{agent:path}/versions", response_model=list[RuleSetRead])
 def get_rule_set_versions(request: Request, agent: str) -> list[RuleSetRead]:
     with request.app.state.engine.connect() as connection:
         stored = rule_queries.rule_set_versions(
@@ -73,22 +63,7 @@ def get_rule_set_versions(request: Request, agent: str) -> list[RuleSetRead]:
     return [RuleSetRead(**vars(r)) for r in stored]
 
 
-@router.put("/{agent}", response_model=RuleSetRead)
-def put_rule_set(request: Request, agent: str, rule_set: RuleSetWrite) -> RuleSetRead:
-    """Save a new version after checking it; a file that does not load is a 422 with
-    every problem and its line."""
-    load_rules(rule_set.body, source=f"rules of {agent}")
-    with request.app.state.engine.begin() as connection:
-        project_id = request.app.state.project_id
-        rule_queries.save_rule_set(
-            connection, project_id=project_id, agent=agent, body=rule_set.body
-        )
-        stored = rule_queries.current_rule_set(connection, project_id=project_id, agent=agent)
-    assert stored is not None
-    return RuleSetRead(**vars(stored))
-
-
-@router.post("/{agent}/dry-run", response_model=DryRunRead)
+@router.post("/{agent:path}/dry-run", response_model=DryRunRead)
 def dry_run(
     request: Request,
     agent: str,
@@ -126,3 +101,29 @@ def dry_run(
             for checked in result.traces
         ],
     )
+
+
+@router.get("/{agent:path}", response_model=RuleSetRead)
+def get_rule_set(request: Request, agent: str) -> RuleSetRead:
+    with request.app.state.engine.connect() as connection:
+        stored = rule_queries.current_rule_set(
+            connection, project_id=request.app.state.project_id, agent=agent
+        )
+    if stored is None:
+        raise NotFoundError("rules_not_found", f"agent {agent!r} has no rules")
+    return RuleSetRead(**vars(stored))
+
+
+@router.put("/{agent:path}", response_model=RuleSetRead)
+def put_rule_set(request: Request, agent: str, rule_set: RuleSetWrite) -> RuleSetRead:
+    """Save a new version after checking it; a file that does not load is a 422 with
+    every problem and its line."""
+    load_rules(rule_set.body, source=f"rules of {agent}")
+    with request.app.state.engine.begin() as connection:
+        project_id = request.app.state.project_id
+        rule_queries.save_rule_set(
+            connection, project_id=project_id, agent=agent, body=rule_set.body
+        )
+        stored = rule_queries.current_rule_set(connection, project_id=project_id, agent=agent)
+    assert stored is not None
+    return RuleSetRead(**vars(stored))

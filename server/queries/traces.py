@@ -94,7 +94,7 @@ def parse_trace_id(text: str) -> bytes:
 def _duration_ms(start: datetime, end: datetime | None) -> float | None:
     if end is None or end < start:
         return None
-    return (end - start).total_seconds() * 1000
+    return round((end - start).total_seconds() * 1000, 3)
 
 
 def _summary(row: Any) -> TraceSummary:
@@ -243,7 +243,9 @@ def _depth(span_id: bytes, parents: dict[bytes, bytes | None]) -> int:
 def _span_detail(row: Any, *, known: set[bytes], depth: int) -> SpanDetail:
     end = row.end_time_ns
     duration = (
-        (end - row.start_time_ns) / 1e6 if end is not None and end >= row.start_time_ns else None
+        round((end - row.start_time_ns) / 1e6, 6)
+        if end is not None and end >= row.start_time_ns
+        else None
     )
     parent = row.parent_span_id
     return SpanDetail(

@@ -167,7 +167,7 @@ def test_parse_protobuf_refuses_invalid_utf8_strings() -> None:
         {"attributes": [text(f"k{n}", "v") for n in range(5)]},
         {"attributes": [text("k", "x" * 17)]},
         {"attributes": [{"key": "b", "value": {"bytesValue": "eHh4eHh4eHh4eHh4eHh4eHg="}}]},
-        {"attributes": [{"key": "d", "value": nested(3)}]},
+        {"attributes": [{"key": "d", "value": nested(4)}]},
         {"events": [{"name": "e"}] * 3},
         {"links": [{"traceId": TRACE_HEX, "spanId": SPAN_HEX}] * 3},
         {"events": [{"name": "e", "attributes": [text(f"k{n}", "v") for n in range(5)]}]},
@@ -191,7 +191,7 @@ def test_records_from_request_rejects_a_span_over_a_bound_alone(fields: dict[str
     [
         {"attributes": [text(f"k{n}", "v") for n in range(4)]},
         {"attributes": [text("k", "x" * 16)]},
-        {"attributes": [{"key": "d", "value": nested(2)}]},
+        {"attributes": [{"key": "d", "value": nested(3)}]},
         {"events": [{"name": "e"}] * 2},
     ],
     ids=["attribute-count", "value-size", "depth", "events"],
@@ -208,7 +208,7 @@ def test_records_from_request_accepts_a_span_at_each_bound(fields: dict[str, Any
     [
         {"attributes": [text("service.name", "x" * 17)]},
         {"attributes": [text(f"k{n}", "v") for n in range(5)]},
-        {"attributes": [{"key": "d", "value": nested(3)}]},
+        {"attributes": [{"key": "d", "value": nested(4)}]},
     ],
     ids=["value-size", "attribute-count", "depth"],
 )
@@ -258,3 +258,21 @@ def test_records_from_request_gives_protobuf_and_json_identical_records() -> Non
     from_protobuf = records_from_request(parse_protobuf(request.SerializeToString()), limits=LIMITS)
 
     assert from_protobuf == decode_json(as_json)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"startTimeUnixNano": "9223372036854775808"},
+        {"startTimeUnixNano": "1", "endTimeUnixNano": "18446744073709551615"},
+    ],
+    ids=["start past int64", "end at uint64 max"],
+)
+def test_records_from_request_rejects_a_time_past_what_storage_holds(
+    times: dict[str, str],
+) -> None:
+    decoded = decode_json(json_span(spanId="00000000000000aa"), json_span(**times))
+
+    assert [s.span_id.hex() for s in decoded.spans] == ["00000000000000aa"]
+    assert [r.index for r in decoded.rejections] == [1]
+    assert "2262" in decoded.rejections[0].reason
