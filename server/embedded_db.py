@@ -111,7 +111,12 @@ def start_embedded_database(data_dir: Path, *, port: int = 5432) -> EmbeddedData
         database = dataclasses.replace(database, port=running_port or port)
         logger.info("reusing the PostgreSQL already running on %s", pgdata)
     else:
-        options = f"-c listen_addresses='' -k {socket_dir} -p {port} -c synchronous_commit=on"
+        # A small shared_buffers keeps the embedded server light; the OS page cache still
+        # holds what it reads. Set DATABASE_URL for a PostgreSQL sized for larger loads.
+        options = (
+            f"-c listen_addresses='' -k {socket_dir} -p {port} -c synchronous_commit=on "
+            "-c shared_buffers=32MB"
+        )
         _run(
             [
                 str(bin_dir / "pg_ctl"),
