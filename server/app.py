@@ -106,8 +106,12 @@ def create_app(
         )
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, str | int]:
+        """Liveness, and how many exports are being received right now."""
+        health: dict[str, str | int] = {"status": "ok"}
+        if receiver is not None:
+            health["exports_in_flight"] = receiver.gate.inflight
+        return health
 
     if with_web:
         from pathwatch.web.routes import mount_dashboard
