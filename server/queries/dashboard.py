@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, select
 
 from pathwatch.server.models import findings, spans, traces
-from pathwatch.server.queries.traces import SpanDetail, _span_detail
+from pathwatch.server.queries.traces import SpanDetail, span_detail
 
 # A parent chain longer than this is not walked further for a step's depth (cycles and
 # absurd nesting stop here; the step panel does not show depth beyond it).
@@ -45,7 +45,7 @@ def get_span(
         connection, project_id=project_id, trace_id=trace_id, parent=row.parent_span_id
     )
     known = set(ancestors) | {row.span_id}
-    return _span_detail(row, known=known, depth=len(ancestors))
+    return span_detail(row, known=known, depth=len(ancestors))
 
 
 def _ancestor_ids(

@@ -220,7 +220,7 @@ def _span_details(rows: Sequence[Any]) -> list[SpanDetail]:
     parent comes before its children and, among siblings, the one that ended first."""
     known = {row.span_id for row in rows}
     parents = {row.span_id: row.parent_span_id for row in rows}
-    details = [_span_detail(row, known=known, depth=_depth(row.span_id, parents)) for row in rows]
+    details = [span_detail(row, known=known, depth=_depth(row.span_id, parents)) for row in rows]
     return sorted(details, key=_start_order)
 
 
@@ -240,7 +240,8 @@ def _depth(span_id: bytes, parents: dict[bytes, bytes | None]) -> int:
     return depth
 
 
-def _span_detail(row: Any, *, known: set[bytes], depth: int) -> SpanDetail:
+def span_detail(row: Any, *, known: set[bytes], depth: int) -> SpanDetail:
+    """One span row as a SpanDetail; `known` holds the span ids stored for its trace."""
     end = row.end_time_ns
     duration = (
         round((end - row.start_time_ns) / 1e6, 6)
